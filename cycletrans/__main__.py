@@ -1,0 +1,3 @@
+from cycletrans.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""Image files in and out. Whatever the file holds (palette, grayscale, 16-bit, RGBA, EXIF-rotated), the rest of
+cycletrans sees uint8 H×W×3 RGB, plus the alpha channel kept aside where there is one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cycletrans.errors import InputError
+
+# Extensions looked at when a folder is scanned; anything else in the folder is not an image to us.
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif"})
+
+Image.MAX_IMAGE_PIXELS = 1 << 30  # 8K and larger panoramas are legitimate inputs here
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """Scale images wider than 8 bits (16-bit PNG/TIFF, float TIFF) down to 0..255 instead of clipping them."""
+    if array.dtype == np.uint8:
+        return array
+    if np.issubdtype(array.dtype, np.floating):
+        top = 1.0 if array.max(initial=0) <= 1.0 else 255.0
+    elif array.dtype.itemsize == 2:
+        top = 65535.0  # a 16-bit file: a dark one must stay dark, so never judge by its maximum
+    else:
+        top = 65535.0 if array.max(initial=0) > 255 else 255.0  # PIL's 32-bit "I" mode holds either
+    return np.clip(array.astype(np.float64) * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+
+
+def decode_image(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """A PIL image as (uint8 H×W×3 RGB, uint8 H×W alpha or None), EXIF orientation applied."""
+    image = ImageOps.exif_transpose(image)
+    alpha = None
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        gray = _to_uint8(np.asarray(image))
+        return np.repeat(gray[:, :, None], 3, axis=2), None
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        alpha = np.asarray(image)[:, :, 3].copy()
+    rgb = np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    return rgb, alpha
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read an image file as (RGB uint8 H×W×3, alpha or None). Raises InputError if it is not a readable image."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return decode_image(image)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not an image") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        reason = "not an image" if isinstance(err, UnidentifiedImageError) else f"unreadable image ({err})"
+        raise InputError(f"{path}: {reason}") from None
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as uint8 H×W×3 RGB (alpha dropped)."""
+    return read_image(path)[0]
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files under `folder`, recursively, in a stable (sorted) order; hidden files and folders skipped."""
+    root = Path(folder)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / name for name in sorted(filenames) if not name.startswith(".") and is_image_path(name)]
+    return found
