@@ -1,0 +1,230 @@
+"""Generator → ONNX: the one place that needs both torch and onnx.
+
+A style folder's `.onnx` files are made here: dynamic batch, height and width (sides a multiple of 4; the engine
+pads), input "input" and output "output", float32 NCHW in [-1, 1], and the metadata props listed in
+ARCHITECTURE.md. Each export is checked against PyTorch in onnxruntime on odd sizes before it is kept, and an fp16
+variant for GPUs is derived from it with InstanceNormalization left in fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from cycletrans import __version__
+from cycletrans.errors import CycletransError, ModelError
+from cycletrans.fsutil import atomic_path
+
+INPUT, OUTPUT = "input", "output"
+OPSET = 18
+FP32_TOLERANCE = 1e-4  # max abs error vs PyTorch, on outputs in [-1, 1]
+FP16_TOLERANCE = 2e-2  # fp16 has ~3 significant digits; 0.02 is ~2.5 grey levels out of 255
+# Odd-but-legal sizes: sides multiples of 4 but not of 8, so a graph that silently assumed /8 would show it.
+PARITY_SHAPES = ((1, 3, 100, 132), (2, 3, 68, 52))
+# Ops kept in fp32 in the fp16 variant: InstanceNorm's variance overflows / loses precision in fp16.
+FP16_BLOCKED_OPS = ["InstanceNormalization"]
+
+
+class ExportError(CycletransError):
+    """An exported model that does not reproduce PyTorch within tolerance."""
+
+
+@dataclass
+class ParityReport:
+    max_abs_error: float
+    shapes: tuple[tuple[int, ...], ...]
+    tolerance: float
+
+    def __str__(self) -> str:
+        sizes = ", ".join("×".join(map(str, s)) for s in self.shapes)
+        return f"max abs error {self.max_abs_error:.2e} vs PyTorch on {sizes} (tolerance {self.tolerance:.0e})"
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The dynamo exporter logs and warns about things irrelevant to a plain conv net (torchvision ops, pytree
+    deprecations); keep the user's terminal clean."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def generator_proto(net: nn.Module, *, opset: int = OPSET) -> onnx.ModelProto:
+    """Trace `net` with the torch.export-based exporter into an in-memory ONNX model.
+
+    Height and width are declared as 4·h and 4·w so that the output is known to have exactly the input's size, and
+    ReflectionPad becomes a single Pad(mode=reflect) on a dynamic tensor: one clean graph (Conv, InstanceNorm,
+    Pad, Relu, Add, ConvTranspose, Tanh) that runs at any size.
+    """
+    from torch.export import Dim
+
+    net = net.eval()
+    sample = torch.zeros(2, 3, 64, 64)  # batch 2: a sample of 1 would be specialised to a constant
+    batch, h, w = Dim("batch"), Dim("h4", min=1), Dim("w4", min=1)
+    with _quiet_exporter(), torch.no_grad():
+        program = torch.onnx.export(
+            net, (sample,), dynamo=True, opset_version=opset, input_names=[INPUT], output_names=[OUTPUT],
+            dynamic_shapes={"x": {0: batch, 2: 4 * h, 3: 4 * w}}, optimize=True, verbose=False,
+        )
+        program.rename_axes({"4*h4": "height", "4*w4": "width"})
+    return program.model_proto
+
+
+def set_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
+    """Replace the model's metadata props (strings only, as ONNX requires)."""
+    del model.metadata_props[:]
+    for key, value in sorted(metadata.items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = str(key), str(value)
+
+
+def generator_metadata(net: nn.Module, **fields: str | int) -> dict[str, str]:
+    """The metadata props of ARCHITECTURE.md: what is known from the net itself plus the caller's fields
+    (style, direction, source_domain, target_domain, train_size)."""
+    meta = {
+        "cycletrans_version": __version__,
+        "normalization": "[-1,1]",
+        "ngf": str(getattr(net, "ngf", "")),
+        "n_blocks": str(getattr(net, "n_blocks", "")),
+    }
+    meta.update({k: str(v) for k, v in fields.items()})
+    return meta
+
+
+def export_generator(net: nn.Module, path: str | os.PathLike, *, metadata: dict[str, str],
+                     opset: int = OPSET) -> Path:
+    """Write `net` as an fp32 ONNX model at `path` (atomically) with `metadata` in its props; returns the path."""
+    model = generator_proto(net, opset=opset)
+    full_meta = generator_metadata(net)
+    full_meta.update({k: str(v) for k, v in metadata.items()})
+    set_metadata(model, full_meta)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        onnx.save_model(model, str(tmp))
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def _session(path: str | os.PathLike):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def check_parity(net: nn.Module, path: str | os.PathLike, *, shapes=PARITY_SHAPES,
+                 tolerance: float = FP32_TOLERANCE, seed: int = 0) -> ParityReport:
+    """Run the ONNX model in onnxruntime (CPU) and `net` in PyTorch on the same random inputs; ExportError when
+    the largest absolute difference exceeds `tolerance`."""
+    session = _session(path)
+    gen = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    net = net.eval()
+    for shape in shapes:
+        x = torch.rand(shape, generator=gen) * 2 - 1
+        with torch.no_grad():
+            expected = net(x).numpy()
+        got = session.run([OUTPUT], {INPUT: x.numpy()})[0]
+        if got.shape != expected.shape:
+            raise ExportError(f"{path}: output shape {got.shape} for input {tuple(shape)}, expected {expected.shape}")
+        worst = max(worst, float(np.abs(got - expected).max()))
+    report = ParityReport(worst, tuple(tuple(s) for s in shapes), tolerance)
+    if not worst <= tolerance:  # also catches NaN
+        raise ExportError(f"{path}: exported model differs from PyTorch: {report}")
+    return report
+
+
+def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write an fp16 copy of the fp32 model `src` for GPUs: weights and activations in fp16, but the input and
+    output stay float32 (the engine's contract) and InstanceNormalization runs in fp32 between casts."""
+    half = to_fp16(onnx.load(str(src)))
+    onnx.checker.check_model(half)
+    dst = Path(dst)
+    with atomic_path(dst) as tmp:
+        onnx.save_model(half, str(tmp))
+    return dst
+
+
+def to_fp16(model: onnx.ModelProto, blocked_ops: list[str] = FP16_BLOCKED_OPS) -> onnx.ModelProto:
+    """fp16 conversion of a single-input, single-output float graph: one Cast after the input, one before the
+    output, float initializers of ordinary ops halved, and each blocked op wrapped in Cast(fp32) → op → Cast(fp16)
+    with its own float initializers left in fp32. Nodes are emitted in their original order, so the graph stays
+    topologically sorted."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    FLOAT, HALF = TensorProto.FLOAT, TensorProto.FLOAT16
+    model = onnx.ModelProto.FromString(model.SerializeToString())  # leave the caller's model untouched
+    graph = model.graph
+    (graph_in,), (graph_out,) = graph.input, graph.output
+    blocked = {i for i, node in enumerate(graph.node) if node.op_type in blocked_ops}
+
+    fp32_inits = {name for i in blocked for name in graph.node[i].input}
+    halved = {}
+    for init in graph.initializer:
+        if init.data_type == FLOAT and init.name not in fp32_inits:
+            halved[init.name] = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name)
+    for init in graph.initializer:
+        if init.name in halved:
+            init.CopyFrom(halved[init.name])
+    shared = fp32_inits & {n for i, node in enumerate(graph.node) if i not in blocked for n in node.input}
+    if shared & {i.name for i in graph.initializer if i.data_type == FLOAT}:
+        raise ValueError(f"fp32 initializers shared with fp16 ops: {sorted(shared)}")
+
+    nodes = [helper.make_node("Cast", [graph_in.name], [f"{graph_in.name}_fp16"], to=HALF, name="cast_input_fp16")]
+    rename = {graph_in.name: f"{graph_in.name}_fp16", graph_out.name: f"{graph_out.name}_fp16"}
+    for i, node in enumerate(graph.node):
+        node.input[:] = [rename.get(n, n) for n in node.input]
+        node.output[:] = [rename.get(n, n) for n in node.output]
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value" and attr.t.data_type == FLOAT and i not in blocked:
+                    attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16)))
+        if i not in blocked:
+            nodes.append(node)
+            continue
+        x16 = node.input[0]
+        nodes.append(helper.make_node("Cast", [x16], [f"{x16}_fp32"], to=FLOAT, name=f"{node.name}_cast_in"))
+        node.input[0] = f"{x16}_fp32"
+        y16 = node.output[0]
+        node.output[0] = f"{y16}_fp32"
+        nodes.append(node)
+        nodes.append(helper.make_node("Cast", [f"{y16}_fp32"], [y16], to=HALF, name=f"{node.name}_cast_out"))
+    nodes.append(helper.make_node("Cast", [f"{graph_out.name}_fp16"], [graph_out.name], to=FLOAT,
+                                  name="cast_output_fp32"))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.value_info[:]  # intermediate types changed; let shape inference redo them
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def max_abs_difference(path_a: str | os.PathLike, path_b: str | os.PathLike, shape=(1, 3, 100, 132),
+                       seed: int = 0) -> float:
+    """Largest absolute output difference between two ONNX models on one random input (both on CPU)."""
+    x = (np.random.default_rng(seed).random(shape, dtype=np.float32) * 2 - 1)
+    a = _session(path_a).run([OUTPUT], {INPUT: x})[0]
+    b = _session(path_b).run([OUTPUT], {INPUT: x})[0]
+    return float(np.abs(a.astype(np.float64) - b).max())
