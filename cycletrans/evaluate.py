@@ -1,0 +1,365 @@
+"""The paper's evaluation metrics (section 5.1.1, Tables 2-5) on uint8 H×W×3 RGB images, in pure numpy/OpenCV.
+
+- Label targets (photo→labels, Table 5): every predicted pixel is mapped to the nearest palette colour and scored
+  with the Cityscapes metrics the paper uses: per-pixel accuracy, per-class accuracy and mean class IoU, all from
+  one confusion matrix summed over the whole test set (as the FCN-score code of pix2pix does).
+- Image targets (labels→photo, paired test sets): PSNR (capped at `PSNR_CAP` dB, which a perfect prediction
+  gets), SSIM (Wang et al. 2004: 11×11 Gaussian window, σ 1.5, K1 0.01, K2 0.03) and L1 on [0, 1].
+- Unpaired data (5.1.5): the cycle-reconstruction error, mean |F(G(x)) − x| on [0, 1].
+
+The metric functions know nothing of models: the trainer calls them on its own outputs converted to uint8, and
+`evaluate_pairs` / `evaluate_cycle` take any `translate(frames) -> frames` callable (an Engine's, in the CLI).
+FID/KID are not available in this version (they need Inception weights that cycletrans never downloads).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from cycletrans.errors import InputError
+
+PSNR_CAP = 100.0  # dB reported for identical images (their MSE is 0, their true PSNR infinite)
+PALETTE_FILE = "palette.json"
+MAX_LABEL_COLOURS = 64  # targets with at most this many distinct colours look like label maps (task "auto")
+
+Frames = Sequence[np.ndarray]  # uint8 H×W×3 RGB images, or one N×H×W×3 array
+Translate = Callable[[list[np.ndarray]], list[np.ndarray]]
+
+
+# ---------------------------------------------------------------------------------------------------- palettes
+
+
+@dataclass(frozen=True)
+class Palette:
+    """The classes of a label map: their names and the RGB colour each is drawn in."""
+
+    names: tuple[str, ...]
+    colours: np.ndarray  # K×3 uint8
+
+    def __post_init__(self):
+        colours = np.asarray(self.colours, np.uint8).reshape(-1, 3)
+        object.__setattr__(self, "colours", colours)
+        object.__setattr__(self, "names", tuple(self.names))
+        if len(self.names) != len(colours) or not len(colours):
+            raise ValueError("a palette needs one name per colour, and at least one class")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def to_json(self) -> dict:
+        return {"classes": [{"name": n, "color": [int(c) for c in rgb]} for n, rgb in zip(self.names, self.colours)]}
+
+    @classmethod
+    def from_json(cls, data) -> "Palette":
+        """Accepts {"classes": [{"name", "color"}]}, {"name": [r, g, b]} or [[r, g, b], ...]."""
+        if isinstance(data, dict) and "classes" in data:
+            data = data["classes"]
+        if isinstance(data, dict):
+            items = list(data.items())
+        elif isinstance(data, list):
+            items = [(c.get("name", f"class_{i}"), c.get("color", c.get("colour"))) if isinstance(c, dict)
+                     else (f"class_{i}", c) for i, c in enumerate(data)]
+        else:
+            raise ValueError("expected a list or an object")
+        colours = [list(rgb) for _, rgb in items]
+        if not items or any(len(c) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in colours):
+            raise ValueError("every class needs a colour of three integers 0-255")
+        return cls(tuple(str(n) for n, _ in items), np.array(colours, np.uint8))
+
+    def classify(self, image: np.ndarray) -> np.ndarray:
+        """Class index (H×W int) of every pixel: the nearest palette colour (squared RGB distance)."""
+        # Distances are taken once per distinct colour, in chunks: label maps have few, 8K predictions millions.
+        packed = image.reshape(-1, 3).astype(np.int32) @ np.array([1 << 16, 1 << 8, 1], np.int32)
+        unique, inverse = np.unique(packed, return_inverse=True)
+        rgb = np.stack([unique >> 16, (unique >> 8) & 255, unique & 255], 1)
+        palette = self.colours.astype(np.int32)
+        nearest = np.concatenate([((rgb[i:i + 65536, None, :] - palette[None]) ** 2).sum(-1).argmin(1)
+                                  for i in range(0, len(rgb), 65536)])
+        return nearest[inverse.ravel()].reshape(image.shape[:2])
+
+    def colourize(self, classes: np.ndarray) -> np.ndarray:
+        """The label map (uint8 H×W×3) of a class-index map."""
+        return np.ascontiguousarray(self.colours[classes])
+
+
+def load_palette(path: str | os.PathLike) -> Palette:
+    """Read a palette.json; InputError if it is missing or malformed."""
+    path = Path(path)
+    try:
+        return Palette.from_json(json.loads(path.read_text("utf-8")))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such palette file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, AttributeError, TypeError) as err:
+        raise InputError(f"{path}: not a palette ({err})") from None
+
+
+def find_palette_file(*folders: str | os.PathLike) -> Path | None:
+    """The palette.json in, or beside (in the parent of), the first of `folders` that has one."""
+    for folder in folders:
+        for place in (Path(folder), Path(folder).parent):
+            if (place / PALETTE_FILE).is_file():
+                return place / PALETTE_FILE
+    return None
+
+
+def palette_from_images(images: Iterable[np.ndarray], max_colours: int = 256) -> Palette:
+    """A palette of the distinct colours found in label maps (when no palette.json is given)."""
+    found: set[tuple[int, int, int]] = set()
+    for image in images:
+        found.update(map(tuple, np.unique(_check_image(image).reshape(-1, 3), axis=0).tolist()))
+        if len(found) > max_colours:
+            raise InputError(f"the targets have more than {max_colours} colours: not label maps (give --palette, "
+                             "or --task image)")
+    colours = sorted(found)
+    return Palette(tuple("#%02x%02x%02x" % c for c in colours), np.array(colours, np.uint8))
+
+
+def count_colours(image: np.ndarray) -> int:
+    """Distinct RGB colours in an image (label maps have a handful; photos thousands)."""
+    packed = _check_image(image).reshape(-1, 3).astype(np.uint32) @ np.array([1 << 16, 1 << 8, 1], np.uint32)
+    return len(np.unique(packed))
+
+
+def looks_like_labels(images: Iterable[np.ndarray]) -> bool:
+    """True when every image has at most MAX_LABEL_COLOURS colours (the rule `--task auto` uses)."""
+    images = list(images)
+    return bool(images) and all(count_colours(im) <= MAX_LABEL_COLOURS for im in images)
+
+
+# ----------------------------------------------------------------------------------------------------- metrics
+
+
+def _check_image(image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a uint8 H×W×3 image, got {image.dtype} {image.shape}")
+    return image
+
+
+def _pairs(preds: Frames, targets: Frames) -> list[tuple[np.ndarray, np.ndarray]]:
+    if len(preds) != len(targets):
+        raise ValueError(f"{len(preds)} predictions for {len(targets)} targets")
+    pairs = [(_check_image(p), _check_image(t)) for p, t in zip(preds, targets)]
+    for p, t in pairs:
+        if p.shape != t.shape:
+            raise ValueError(f"prediction {p.shape} and target {t.shape} differ in size")
+    if not pairs:
+        raise ValueError("no images to score")
+    return pairs
+
+
+def confusion_matrix(preds: Frames, targets: Frames, palette: Palette) -> np.ndarray:
+    """K×K pixel counts, rows the target class and columns the predicted one (both by nearest palette colour)."""
+    k = len(palette)
+    matrix = np.zeros((k, k), np.int64)
+    for pred, target in _pairs(preds, targets):
+        index = palette.classify(target).ravel() * k + palette.classify(pred).ravel()
+        matrix += np.bincount(index, minlength=k * k).reshape(k, k)
+    return matrix
+
+
+def scores_from_confusion(matrix: np.ndarray, names: Sequence[str]) -> dict:
+    """Per-pixel accuracy, per-class accuracy and mean class IoU (Cityscapes / the paper's FCN score).
+
+    Classes absent from the targets do not count in the per-class accuracy; a class absent from both targets and
+    predictions does not count in the IoU, while one only predicted counts with IoU 0."""
+    matrix = np.asarray(matrix, np.float64)
+    correct = np.diag(matrix)
+    in_target, in_pred = matrix.sum(1), matrix.sum(0)
+    union = in_target + in_pred - correct
+    with np.errstate(divide="ignore", invalid="ignore"):
+        class_acc = np.where(in_target > 0, correct / in_target, np.nan)
+        iou = np.where(union > 0, correct / union, np.nan)
+    per_class = {name: {"accuracy": _finite(a), "iou": _finite(u), "pixels": int(n)}
+                 for name, a, u, n in zip(names, class_acc, iou, in_target)}
+    return {
+        "pixel_accuracy": float(correct.sum() / max(matrix.sum(), 1)),
+        "class_accuracy": float(np.nanmean(class_acc)) if np.isfinite(class_acc).any() else 0.0,
+        "class_iou": float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0,
+        "per_class": per_class,
+    }
+
+
+def label_metrics(preds: Frames, targets: Frames, palette: Palette) -> dict:
+    """Segmentation scores of predicted label maps against target label maps (see `scores_from_confusion`)."""
+    matrix = confusion_matrix(preds, targets, palette)
+    return {**scores_from_confusion(matrix, palette.names), "images": len(preds)}
+
+
+def psnr(pred: np.ndarray, target: np.ndarray, cap: float = PSNR_CAP) -> float:
+    """Peak signal-to-noise ratio in dB for 8-bit images, capped at `cap` (identical images get exactly `cap`)."""
+    mse = np.mean((_check_image(pred).astype(np.float64) - _check_image(target).astype(np.float64)) ** 2)
+    return cap if mse == 0 else float(min(cap, 10.0 * np.log10(255.0 ** 2 / mse)))
+
+
+def ssim(pred: np.ndarray, target: np.ndarray) -> float:
+    """Structural similarity (Wang et al. 2004) with the standard constants, the mean over RGB channels.
+
+    Local statistics use an 11×11 Gaussian window (σ 1.5); the 5-pixel border where the window would hang off the
+    image is left out of the mean (as the 'valid' filtering of the reference MATLAB code) when the image is larger
+    than the window."""
+    x = _check_image(pred).astype(np.float64)
+    y = _check_image(target).astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def blur(a):
+        return cv2.GaussianBlur(a, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x ** 2
+    var_y = blur(y * y) - mu_y ** 2
+    cov = blur(x * y) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    h, w = ssim_map.shape[:2]
+    if h > 11 and w > 11:
+        ssim_map = ssim_map[5:h - 5, 5:w - 5]
+    return float(ssim_map.mean())
+
+
+def l1(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean absolute difference on [0, 1]."""
+    diff = _check_image(pred).astype(np.int16) - _check_image(target).astype(np.int16)
+    return float(np.abs(diff).mean() / 255.0)
+
+
+def image_metrics(preds: Frames, targets: Frames) -> dict:
+    """Mean PSNR (dB, capped), SSIM and L1 (on [0, 1]) over image pairs."""
+    pairs = _pairs(preds, targets)
+    return {
+        "psnr": float(np.mean([psnr(p, t) for p, t in pairs])),
+        "ssim": float(np.mean([ssim(p, t) for p, t in pairs])),
+        "l1": float(np.mean([l1(p, t) for p, t in pairs])),
+        "images": len(pairs),
+    }
+
+
+def cycle_error(originals: Frames, reconstructions: Frames) -> float:
+    """Cycle-reconstruction error (paper 3.2, 5.1.5): mean L1 on [0, 1] between images and their round trips."""
+    return float(np.mean([l1(r, o) for o, r in _pairs(reconstructions, originals)]))
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+# ------------------------------------------------------------------------------------------ whole test folders
+
+
+@dataclass
+class Pairing:
+    """Input/target file pairs matched by name (relative path without extension), and the files left alone."""
+
+    pairs: list[tuple[Path, Path]]
+    unmatched_inputs: list[Path] = field(default_factory=list)
+    unmatched_targets: list[Path] = field(default_factory=list)
+
+
+def pair_folders(input_dir: str | os.PathLike, target_dir: str | os.PathLike) -> Pairing:
+    """Pair testA/x.* with testB/x.* (the extensions may differ: labels as .png, photos as .jpg)."""
+    from cycletrans.media.images import list_images
+
+    def by_key(folder):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(f"{folder}: no such folder")
+        files = list_images(folder)
+        if not files:
+            raise InputError(f"{folder}: no images")
+        return {str(p.relative_to(folder).with_suffix("")): p for p in files}
+
+    inputs, targets = by_key(input_dir), by_key(target_dir)
+    return Pairing(
+        pairs=[(inputs[k], targets[k]) for k in sorted(inputs.keys() & targets.keys())],
+        unmatched_inputs=[inputs[k] for k in sorted(inputs.keys() - targets.keys())],
+        unmatched_targets=[targets[k] for k in sorted(targets.keys() - inputs.keys())],
+    )
+
+
+@dataclass
+class PairedResult:
+    """What `evaluate_pairs` found: the metrics and the pairs it had to skip (with why)."""
+
+    task: str  # "labels" or "image"
+    metrics: dict
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    predictions: list[np.ndarray] = field(default_factory=list, repr=False)
+
+
+def evaluate_pairs(translate: Translate, pairs: Sequence[tuple[Path, Path]], task: str = "image",
+                   palette: Palette | None = None, batch_size: int = 8,
+                   on_progress: Callable[[int], None] | None = None, keep_predictions: bool = False) -> PairedResult:
+    """Translate every input and score the result against its target (`task`: "labels" or "image").
+
+    A pair whose files cannot be read, or whose input and target differ in size, is skipped and listed in
+    `skipped`; the rest is scored. For labels, `palette` is required."""
+    from cycletrans.media.images import read_rgb
+
+    if task not in ("labels", "image"):
+        raise ValueError(f"task must be 'labels' or 'image', not {task!r}")
+    if task == "labels" and palette is None:
+        raise ValueError("label metrics need a palette")
+    k = len(palette) if palette is not None else 0
+    matrix = np.zeros((k, k), np.int64)
+    sums, count, skipped, kept = {"psnr": 0.0, "ssim": 0.0, "l1": 0.0}, 0, [], []
+    for start in range(0, len(pairs), batch_size):
+        batch = []
+        for input_path, target_path in pairs[start:start + batch_size]:
+            try:
+                source, target = read_rgb(input_path), read_rgb(target_path)
+            except InputError as err:
+                skipped.append((input_path, str(err)))
+                continue
+            if source.shape != target.shape:
+                skipped.append((input_path, f"input {source.shape[1]}×{source.shape[0]} but target "
+                                            f"{target.shape[1]}×{target.shape[0]}"))
+                continue
+            batch.append((source, target))
+        if batch:
+            preds = translate([s for s, _ in batch])
+            for pred, (_, target) in zip(preds, batch):
+                if task == "labels":
+                    matrix += confusion_matrix([pred], [target], palette)
+                else:
+                    sums["psnr"] += psnr(pred, target)
+                    sums["ssim"] += ssim(pred, target)
+                    sums["l1"] += l1(pred, target)
+                if keep_predictions:
+                    kept.append(pred)
+            count += len(batch)
+        if on_progress:
+            on_progress(len(pairs[start:start + batch_size]))
+    if not count:
+        metrics = {"images": 0}
+    elif task == "labels":
+        metrics = {**scores_from_confusion(matrix, palette.names), "images": count}
+    else:
+        metrics = {name: total / count for name, total in sums.items()} | {"images": count}
+    return PairedResult(task, metrics, skipped, kept)
+
+
+def evaluate_cycle(forward: Translate, reverse: Translate, paths: Sequence[Path], batch_size: int = 8,
+                   on_progress: Callable[[int], None] | None = None) -> tuple[float | None, list[tuple[Path, str]]]:
+    """Mean cycle-reconstruction error |reverse(forward(x)) − x| over the images at `paths` (unreadable ones skipped
+    and returned with why). None when no image could be read."""
+    from cycletrans.media.images import read_rgb
+
+    errors, skipped = [], []
+    for start in range(0, len(paths), batch_size):
+        originals = []
+        for path in paths[start:start + batch_size]:
+            try:
+                originals.append(read_rgb(path))
+            except InputError as err:
+                skipped.append((path, str(err)))
+        if originals:
+            errors += [l1(r, o) for o, r in zip(originals, reverse(forward(originals)))]
+        if on_progress:
+            on_progress(len(paths[start:start + batch_size]))
+    return (float(np.mean(errors)) if errors else None), skipped
