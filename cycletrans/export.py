@@ -228,3 +228,92 @@ def max_abs_difference(path_a: str | os.PathLike, path_b: str | os.PathLike, sha
     a = _session(path_a).run([OUTPUT], {INPUT: x})[0]
     b = _session(path_b).run([OUTPUT], {INPUT: x})[0]
     return float(np.abs(a.astype(np.float64) - b).max())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Whole styles: one or two generators → a registered style folder.
+
+DIRECTIONS = ("forward", "reverse")
+
+
+@dataclass
+class ExportResult:
+    """What an export made: the style folder, and how close each file is to PyTorch (or to its fp32 twin)."""
+
+    name: str
+    folder: Path
+    parity: dict[str, ParityReport]  # direction -> fp32 vs PyTorch
+    fp16_error: dict[str, float]  # direction -> fp16 vs fp32 max abs error (only directions with an fp16 file)
+    card: dict
+
+
+def export_style(generators: dict[str, nn.Module], name: str, *, domains: tuple[str, str],
+                 train_size: int | None, provenance: dict, fp16: bool = True, overwrite: bool = False,
+                 out: str | os.PathLike | None = None, log: Callable[[str], None] | None = None) -> ExportResult:
+    """Export `generators` ({"forward": G, "reverse": F}, reverse optional) into a style folder named `name`:
+    in the user's store (registered; `out` overrides the folder). Every file is checked before the folder
+    appears: fp32 against PyTorch (ExportError above FP32_TOLERANCE), fp16 against fp32 (the fp16 file is left
+    out, with a notice, above FP16_TOLERANCE)."""
+    from cycletrans import styles
+
+    log = log or (lambda message: None)
+    source, target = domains
+    parity: dict[str, ParityReport] = {}
+    fp16_error: dict[str, float] = {}
+    with styles.new_style_folder(name, overwrite=overwrite, out=out) as folder:
+        for direction, net in generators.items():
+            src, dst = (source, target) if direction == "forward" else (target, source)
+            fp32 = export_generator(net, folder / f"{direction}.onnx", metadata={
+                "style": name, "direction": direction, "source_domain": src, "target_domain": dst,
+                "train_size": "" if train_size is None else str(train_size)})
+            parity[direction] = check_parity(net, fp32)
+            log(f"{direction}.onnx ({src} → {dst}): {parity[direction]}")
+            if fp16:
+                half = convert_fp16(fp32, folder / f"{direction}.fp16.onnx")
+                error = max_abs_difference(fp32, half)
+                if error <= FP16_TOLERANCE:
+                    fp16_error[direction] = error
+                    log(f"{direction}.fp16.onnx: max abs error {error:.2e} vs fp32 (InstanceNorm kept in fp32)")
+                else:
+                    half.unlink()
+                    log(f"{direction}.fp16.onnx left out: max abs error {error:.2e} vs fp32 exceeds {FP16_TOLERANCE}")
+        net = next(iter(generators.values()))
+        card = styles.make_card(
+            name, domains=domains, directions=list(generators), provenance=provenance, train_size=train_size,
+            architecture={"netG": f"resnet{getattr(net, 'n_blocks', '?')}", "ngf": getattr(net, "ngf", None),
+                          "n_blocks": getattr(net, "n_blocks", None)},
+            export={"opset": OPSET, **{f"{d}_max_abs_error": parity[d].max_abs_error for d in parity},
+                    **{f"{d}_fp16_max_abs_error": e for d, e in fp16_error.items()}},
+        )
+        styles.write_card(folder, card)
+    final = Path(out) if out is not None else styles.user_store() / name
+    return ExportResult(name=name, folder=final, parity=parity, fp16_error=fp16_error, card=card)
+
+
+def export_run(run_or_checkpoint: str | os.PathLike, name: str | None = None, *, fp16: bool = True,
+               overwrite: bool = False, out: str | os.PathLike | None = None, provenance: dict | None = None,
+               log: Callable[[str], None] | None = None) -> ExportResult:
+    """Export both generators of a training run (its newest good checkpoint) or of one checkpoint file:
+    G (data_a → data_b) as forward.onnx, F as reverse.onnx. The style name defaults to the run folder's name;
+    domain names are the basenames of the two training folders."""
+    from cycletrans.errors import InputError
+    from cycletrans.train.checkpoint import load_generators
+
+    path = Path(run_or_checkpoint)
+    if not path.exists():
+        raise InputError(f"{path}: no such run folder or checkpoint file")
+    pair = load_generators(path)
+    config = pair.config or {}
+    if name is None:
+        run_dir = path if path.is_dir() else path.parent.parent  # <run>/checkpoints/step_*.pt
+        name = run_dir.resolve().name
+    domains = (_domain_name(config.get("data_a"), "A"), _domain_name(config.get("data_b"), "B"))
+    info = {"kind": "training-run", "source": str(pair.source.resolve()), "step": pair.step, "epoch": pair.epoch}
+    info.update(provenance or {})
+    return export_style({"forward": pair.G, "reverse": pair.F}, name, domains=domains,
+                        train_size=config.get("crop_size"), provenance=info, fp16=fp16, overwrite=overwrite,
+                        out=out, log=log)
+
+
+def _domain_name(folder: str | None, fallback: str) -> str:
+    return Path(str(folder).rstrip("/\\")).name if folder else fallback

@@ -9,8 +9,10 @@ only importing a `.pth` needs it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -18,12 +20,13 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import cycletrans
-from cycletrans.errors import CycletransError, InputError, ModelError
+from cycletrans.errors import InputError, ModelError
 from cycletrans.fsutil import PARTIAL_MARK, atomic_path, atomic_write_text
 
 CARD = "card.json"
@@ -214,3 +217,253 @@ def resolve_style(style: str | None, model: str | os.PathLike | None) -> Style:
                          f"(installed: {installed})")
     raise ModelError(f"unknown style {name!r}; installed: {installed}; downloadable: "
                      f"{', '.join(sorted(ALIASES))} (see `cycletrans models list --all`)")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Making styles: folders appear whole or not at all.
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.match(name or ""):
+        raise InputError(f"{name!r} is not a usable style name (letters, digits, '_', '-', '.'; at most 64)")
+    return name
+
+
+def make_card(name: str, *, domains: tuple[str, str], directions: list[str], provenance: dict,
+              train_size: int | None, metrics: dict | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "domains": {"source": domains[0], "target": domains[1]},
+        "directions": directions,
+        "provenance": provenance,
+        "metrics": metrics or {},
+        "train_size": train_size,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cycletrans_version": cycletrans.__version__,
+        **extra,
+    }
+
+
+def write_card(folder: Path, card: dict[str, Any]) -> Path:
+    atomic_write_text(folder / CARD, json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    return folder / CARD
+
+
+@contextlib.contextmanager
+def new_style_folder(name: str, *, overwrite: bool = False, out: str | os.PathLike | None = None) -> Iterator[Path]:
+    """A staging folder beside the target (`<user store>/<name>`, or `out`) that becomes the style folder only when
+    the block completes; on failure it is removed and any existing style is untouched. InputError up front when the
+    target exists and `overwrite` is false, so no work is wasted."""
+    target = Path(out) if out is not None else user_store() / check_name(name)
+    if target.exists() and not overwrite:
+        raise InputError(f"{target} already exists; pick another --name or pass --force to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL_MARK}", dir=target.parent))
+    try:
+        yield staging
+        _normal_permissions(staging)
+        if target.exists():  # overwrite: move the old one aside first, so a style of that name always exists
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / "style")
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _normal_permissions(folder: Path) -> None:
+    """Temp names are created private (0700/0600); a finished style gets the modes of any new file (umask)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _guess_domains(name: str) -> tuple[str, str]:
+    """Published names know their domains; 'a2b' names say them; anything else is plain source → target."""
+    if name in PUBLISHED:
+        return PUBLISHED[name]
+    match = re.match(r"^([A-Za-z]+)2([A-Za-z]+)", name)
+    return (match.group(1), match.group(2)) if match else ("source", "target")
+
+
+def load_torch_file(path: Path) -> Any:
+    """`torch.load` with weights_only=True: tensors and plain containers only, never arbitrary objects (a .pth
+    from the internet is a pickle and could otherwise run code)."""
+    import pickle
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # old-format files warn about their pickle protocol
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a .pth file") from None
+    except pickle.UnpicklingError as err:
+        if "global" in str(err).lower():  # weights_only refused to import a function or class
+            raise ModelError(f"{path}: refused: the file holds Python objects other than tensors, "
+                             "which could run code when loaded (only plain weights are accepted)") from None
+        raise ModelError(f"{path}: not a PyTorch weights file") from None
+    except Exception as err:  # truncated archive, ...
+        raise ModelError(f"{path}: not a readable PyTorch weights file ({type(err).__name__})") from None
+
+
+def import_pth(path: str | os.PathLike, name: str | None = None, *, source_domain: str | None = None,
+               target_domain: str | None = None, fp16: bool = True, overwrite: bool = False,
+               provenance: dict | None = None, log: Callable[[str], None] | None = None):
+    """Register a `.pth` as a style: a cycletrans training checkpoint (both generators) or a reference
+    implementation generator file (`latest_net_G.pth`: a bare state_dict, one direction). Returns the
+    `cycletrans.export.ExportResult`."""
+    from cycletrans import export
+    from cycletrans.nets import generator_from_state_dict
+    from cycletrans.train.checkpoint import FORMAT
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    name = check_name(name or path.stem)
+    target = user_store() / name
+    if target.exists() and not overwrite:  # before the (slow) export
+        raise InputError(f"{target} already exists; pick another --name or pass --force to replace it")
+    info = {"source": str(path.resolve()), "sha256": _sha256(path), **(provenance or {})}
+    state = load_torch_file(path)
+    if isinstance(state, dict) and state.get("format") == FORMAT:
+        return export.export_run(path, name, fp16=fp16, overwrite=overwrite, provenance=info, log=log)
+
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state:
+        raise ModelError(f"{path}: neither a cycletrans checkpoint nor a generator state_dict")
+    try:
+        net = generator_from_state_dict(state).eval()
+    except ValueError as err:
+        raise ModelError(f"{path}: {err}") from None
+    guessed = _guess_domains(name if name in PUBLISHED else path.stem)
+    domains = (source_domain or guessed[0], target_domain or guessed[1])
+    train_size = PUBLISHED_TRAIN_SIZE if name in PUBLISHED else None
+    return export.export_style({"forward": net}, name, domains=domains, train_size=train_size,
+                               provenance={"kind": "reference-generator", **info}, fp16=fp16,
+                               overwrite=overwrite, log=log)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Published models: explicit, resumable downloads.
+
+def model_url(name: str) -> str:
+    base = os.environ.get("CYCLETRANS_MODEL_URL") or DEFAULT_MODEL_URL
+    return f"{base.rstrip('/')}/{name}.pth"
+
+
+def download(url: str, target: Path, progress: Callable[[int, int | None], None] | None = None,
+             timeout: float = 60.0) -> Path:
+    """Fetch `url` into `target` via `<target>.part`, continuing a previous partial download with an HTTP Range
+    request (a server that ignores Range just sends the whole file again). The `.part` is kept on failure so the
+    next attempt resumes; `target` appears only complete."""
+    part = target.with_name(target.name + ".part")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": f"cycletrans/{cycletrans.__version__}"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:  # nothing left to send: the partial file is already whole
+            os.replace(part, target)
+            return target
+        raise ModelError(f"could not download {url}: HTTP {err.code} {err.reason}") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise ModelError(f"could not download {url}: {getattr(err, 'reason', err)}") from None
+    with response:
+        resumed = have and response.status == 206
+        if not resumed:
+            have = 0
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        done = have
+        if progress:
+            progress(done, total)
+        try:
+            with open(part, "ab" if resumed else "wb") as f:
+                while chunk := response.read(1 << 16):
+                    f.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+                f.flush()
+                os.fsync(f.fileno())
+        except (OSError, http.client.HTTPException) as err:
+            raise ModelError(f"download of {url} interrupted ({err}); run the same command again to resume") from None
+    if total is not None and done != total:
+        raise ModelError(f"download of {url} incomplete ({done} of {total} bytes); run the same command again to resume")
+    os.replace(part, target)
+    return target
+
+
+def pull(name: str, *, overwrite: bool = False, fp16: bool = True,
+         progress: Callable[[int, int | None], None] | None = None, log: Callable[[str], None] | None = None):
+    """Download one of the authors' published generators (an alias works too), import it as a style of its full
+    name, and delete the download. Returns the ExportResult."""
+    full = canonical_name(name)
+    if full not in PUBLISHED:
+        raise InputError(f"{name!r} is not a published model; choose one of: {', '.join(PUBLISHED)}")
+    target = user_store() / full
+    if target.exists() and not overwrite:
+        raise InputError(f"style {full!r} is already installed at {target} (pass --force to fetch it again)")
+    url = model_url(full)
+    file = download(url, user_store() / ".downloads" / f"{full}.pth", progress=progress)
+    result = import_pth(file, full, fp16=fp16, overwrite=overwrite, provenance={"url": url}, log=log)
+    file.unlink(missing_ok=True)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Listing and removing.
+
+def catalogue(include_published: bool = False) -> list[dict[str, Any]]:
+    """One row per installed style (and, with `include_published`, per published one not yet pulled)."""
+    rows = []
+    for style in installed_styles():
+        rows.append({
+            "name": style.name, "installed": True, "origin": style.origin, "path": str(style.folder),
+            "source": style.domains.get("source"), "target": style.domains.get("target"),
+            "directions": style.directions,
+            "fp16": [d for d in style.directions if (style.folder / f"{d}.fp16.onnx").is_file()],
+            "aliases": sorted(a for a, full in ALIASES.items() if full == style.name),
+        })
+    if include_published:
+        have = {row["name"] for row in rows}
+        for full, (source, target) in PUBLISHED.items():
+            if full not in have:
+                rows.append({"name": full, "installed": False, "origin": "published", "path": None,
+                             "source": source, "target": target, "directions": ["forward"], "fp16": [],
+                             "aliases": sorted(a for a, f in ALIASES.items() if f == full)})
+    return rows
+
+
+def remove(name: str) -> Path:
+    """Delete a style from the user's store (aliases work); shipped styles are never deleted."""
+    for candidate in dict.fromkeys((name, canonical_name(name))):
+        folder = user_store() / candidate
+        if candidate and _NAME_RE.match(candidate) and _is_style_folder(folder):
+            trash = Path(tempfile.mkdtemp(prefix=f".{candidate}.removed-", dir=folder.parent))
+            os.replace(folder, trash / "style")  # one rename: the style is gone at once, never half-deleted
+            shutil.rmtree(trash, ignore_errors=True)
+            return folder
+    if _is_style_folder(shipped_store() / canonical_name(name)):
+        raise InputError(f"style {name!r} is shipped with cycletrans and cannot be removed")
+    raise InputError(f"no style {name!r} in {user_store()}")
