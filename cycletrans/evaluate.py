@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -30,7 +30,8 @@ PALETTE_FILE = "palette.json"
 MAX_LABEL_COLOURS = 64  # targets with at most this many distinct colours look like label maps (task "auto")
 
 Frames = Sequence[np.ndarray]  # uint8 H×W×3 RGB images, or one N×H×W×3 array
-Translate = Callable[[list[np.ndarray]], list[np.ndarray]]
+Translate = Callable[[list[np.ndarray]], list[np.ndarray]]  # e.g. cycletrans.engine.Engine(...).translate
+Segmenter = Callable[[np.ndarray], np.ndarray]  # a rendering -> its label map (e.g. synthetic.scene_segmenter)
 
 
 # ---------------------------------------------------------------------------------------------------- palettes
@@ -289,25 +290,27 @@ class PairedResult:
     task: str  # "labels" or "image"
     metrics: dict
     skipped: list[tuple[Path, str]] = field(default_factory=list)
-    predictions: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
 def evaluate_pairs(translate: Translate, pairs: Sequence[tuple[Path, Path]], task: str = "image",
-                   palette: Palette | None = None, batch_size: int = 8,
-                   on_progress: Callable[[int], None] | None = None, keep_predictions: bool = False) -> PairedResult:
-    """Translate every input and score the result against its target (`task`: "labels" or "image").
+                   palette: Palette | None = None, segmenter: Segmenter | None = None, batch_size: int = 8,
+                   on_progress: Callable[[int], None] | None = None) -> PairedResult:
+    """Translate every input and score the result against its target (`task`: "labels" or "image"; for labels
+    `palette` is required).
 
-    A pair whose files cannot be read, or whose input and target differ in size, is skipped and listed in
-    `skipped`; the rest is scored. For labels, `palette` is required."""
+    With a `segmenter` (image task, label-map inputs: labels→photo), the predictions are also segmented and scored
+    against the input labels, the paper's FCN score (5.1.1), under "fcn_score"; the segmenter's score on the real
+    targets, the best a generator can expect, goes under "fcn_score_real". Its palette is `palette`.
+    A pair whose files cannot be read, or whose input and target differ in size, is skipped and listed."""
     from cycletrans.media.images import read_rgb
 
     if task not in ("labels", "image"):
         raise ValueError(f"task must be 'labels' or 'image', not {task!r}")
-    if task == "labels" and palette is None:
+    if (task == "labels" or segmenter is not None) and palette is None:
         raise ValueError("label metrics need a palette")
     k = len(palette) if palette is not None else 0
-    matrix = np.zeros((k, k), np.int64)
-    sums, count, skipped, kept = {"psnr": 0.0, "ssim": 0.0, "l1": 0.0}, 0, [], []
+    labels, fcn, fcn_real = (np.zeros((k, k), np.int64) for _ in range(3))
+    sums, count, skipped = {"psnr": 0.0, "ssim": 0.0, "l1": 0.0}, 0, []
     for start in range(0, len(pairs), batch_size):
         batch = []
         for input_path, target_path in pairs[start:start + batch_size]:
@@ -317,31 +320,35 @@ def evaluate_pairs(translate: Translate, pairs: Sequence[tuple[Path, Path]], tas
                 skipped.append((input_path, str(err)))
                 continue
             if source.shape != target.shape:
-                skipped.append((input_path, f"input {source.shape[1]}×{source.shape[0]} but target "
+                skipped.append((input_path, f"input is {source.shape[1]}×{source.shape[0]} but its target "
                                             f"{target.shape[1]}×{target.shape[0]}"))
                 continue
             batch.append((source, target))
         if batch:
-            preds = translate([s for s, _ in batch])
-            for pred, (_, target) in zip(preds, batch):
+            preds = translate([source for source, _ in batch])
+            for pred, (source, target) in zip(preds, batch):
                 if task == "labels":
-                    matrix += confusion_matrix([pred], [target], palette)
+                    labels += confusion_matrix([pred], [target], palette)
                 else:
                     sums["psnr"] += psnr(pred, target)
                     sums["ssim"] += ssim(pred, target)
                     sums["l1"] += l1(pred, target)
-                if keep_predictions:
-                    kept.append(pred)
+                if segmenter is not None:
+                    fcn += confusion_matrix([segmenter(pred)], [source], palette)
+                    fcn_real += confusion_matrix([segmenter(target)], [source], palette)
             count += len(batch)
         if on_progress:
             on_progress(len(pairs[start:start + batch_size]))
     if not count:
-        metrics = {"images": 0}
+        metrics = {}
     elif task == "labels":
-        metrics = {**scores_from_confusion(matrix, palette.names), "images": count}
+        metrics = scores_from_confusion(labels, palette.names)
     else:
-        metrics = {name: total / count for name, total in sums.items()} | {"images": count}
-    return PairedResult(task, metrics, skipped, kept)
+        metrics = {name: total / count for name, total in sums.items()}
+    if count and segmenter is not None:
+        metrics["fcn_score"] = scores_from_confusion(fcn, palette.names)
+        metrics["fcn_score_real"] = scores_from_confusion(fcn_real, palette.names)
+    return PairedResult(task, {**metrics, "images": count}, skipped)
 
 
 def evaluate_cycle(forward: Translate, reverse: Translate, paths: Sequence[Path], batch_size: int = 8,
@@ -363,3 +370,136 @@ def evaluate_cycle(forward: Translate, reverse: Translate, paths: Sequence[Path]
         if on_progress:
             on_progress(len(paths[start:start + batch_size]))
     return (float(np.mean(errors)) if errors else None), skipped
+
+
+# ------------------------------------------------------------------------------------------- a test set, whole
+
+TASKS = ("auto", "labels", "image")
+FID_NOTE = "FID/KID: not available in this version (they need Inception weights; cycletrans never downloads any)"
+
+
+def resolve_folders(data: str | os.PathLike | None, input_dir: str | os.PathLike | None,
+                 target_dir: str | os.PathLike | None, reverse: bool = False) -> tuple[Path, Path | None]:
+    """The input and target folders that `cycletrans eval` means: explicit --input/--target, else DATA/testA →
+    DATA/testB (testB → testA with `reverse`). InputError when a folder is missing."""
+    if input_dir is None:
+        if data is None:
+            raise InputError("give a data folder (with testA/ and testB/) or --input (and --target)")
+        data = Path(data)
+        if not data.is_dir():
+            raise InputError(f"{data}: no such folder")
+        a, b = data / "testA", data / "testB"
+        for folder in (a, b):
+            if not folder.is_dir():
+                raise InputError(f"{folder}: no such folder (a data folder needs testA/ and testB/, or use --input "
+                                 "and --target)")
+        input_dir, target_dir = (b, a) if reverse else (a, b)
+    for folder in (input_dir, target_dir):
+        if folder is not None and not Path(folder).is_dir():
+            raise InputError(f"{folder}: no such folder")
+    return Path(input_dir), (Path(target_dir) if target_dir is not None else None)
+
+
+class FolderEvaluation:
+    """Everything `cycletrans eval` decides before any model runs: which files pair up, the task (labels or
+    image), the palette, whether the FCN-score stand-in applies. `run` then takes the translation (and its inverse,
+    for the cycle errors) as plain callables, so it works the same with an Engine or with a training step's nets.
+
+    InputError (nothing is run) when a folder is missing or empty, or when inputs and targets do not pair up."""
+
+    def __init__(self, input_dir: str | os.PathLike, target_dir: str | os.PathLike | None = None,
+                 task: str = "auto", palette: str | os.PathLike | None = None):
+        from cycletrans.media.images import list_images, read_rgb
+
+        if task not in TASKS:
+            raise InputError(f"--task must be one of {', '.join(TASKS)}, not {task!r}")
+        self.input_dir = Path(input_dir)
+        self.target_dir = Path(target_dir) if target_dir is not None else None
+        self.palette: Palette | None = None
+        self.palette_source: str | None = None
+        self.segmenter: Segmenter | None = None
+        self.notes: list[str] = []
+        if self.target_dir is None:
+            if not self.input_dir.is_dir():
+                raise InputError(f"{self.input_dir}: no such folder")
+            self.inputs, self.pairs, self.task = list_images(self.input_dir), [], None
+            if not self.inputs:
+                raise InputError(f"{self.input_dir}: no images")
+            return
+
+        pairing = pair_folders(self.input_dir, self.target_dir)
+        if pairing.unmatched_inputs or pairing.unmatched_targets:
+            lonely = pairing.unmatched_inputs + pairing.unmatched_targets
+            raise InputError(f"{self.input_dir} and {self.target_dir} do not pair up by name: "
+                             f"{len(pairing.unmatched_inputs)} inputs without a target, "
+                             f"{len(pairing.unmatched_targets)} targets without an input (e.g. {lonely[0].name})")
+        self.pairs = pairing.pairs
+        self.inputs = [source for source, _ in self.pairs]
+        palette_file = Path(palette) if palette is not None else find_palette_file(self.target_dir, self.input_dir)
+        data_card = _read_json(palette_file) if palette_file is not None else {}
+
+        def readable(index: int, n: int | None = None) -> Iterator[np.ndarray]:
+            """The first `n` readable inputs (index 0) or targets (1); unreadable ones are reported when scored."""
+            for pair in self.pairs[:n] if n else self.pairs:
+                try:
+                    yield read_rgb(pair[index])
+                except InputError:
+                    continue
+
+        if task == "auto":
+            task = "labels" if looks_like_labels(readable(1, 4)) else "image"
+            self.notes.append(f"task: {task} (auto: the targets have {'at most' if task == 'labels' else 'more than'} "
+                              f"{MAX_LABEL_COLOURS} colours)")
+        self.task = task
+        if task == "labels":
+            if palette_file is not None:
+                self.palette, self.palette_source = load_palette(palette_file), str(palette_file)
+            else:
+                self.palette = palette_from_images(readable(1))
+                self.palette_source = "the distinct colours of the targets"
+        elif data_card.get("kind") == "labels2scenes" and looks_like_labels(readable(0, 1)):
+            from cycletrans.synthetic import SCENE_PALETTE, scene_segmenter
+
+            self.palette, self.palette_source = SCENE_PALETTE, str(palette_file)
+            self.segmenter = scene_segmenter(int(data_card.get("size", 64)))
+            self.notes.append("fcn score: synthetic labels → scenes, the outputs segmented by the fixed scene "
+                              "segmenter (cycletrans.synthetic) and compared with the input labels")
+
+    def total(self, cycle: bool) -> int:
+        """Units of work `run` reports to `on_progress`: pairs, then images round-tripped for the cycle errors."""
+        return len(self.pairs) + (len(self.inputs) + len(self.pairs) if cycle else 0)
+
+    def run(self, translate: Translate, inverse: Translate | None = None, cycle: bool = True, batch_size: int = 8,
+            on_progress: Callable[[int], None] | None = None) -> dict:
+        """Score `translate` (input domain → target domain) on the pairs; with `inverse` (target → input) and
+        `cycle`, also the cycle-reconstruction errors inverse(translate(x)) ≈ x on the inputs and
+        translate(inverse(y)) ≈ y on the targets. Returns a JSON-ready report; see its "skipped" for failed files."""
+        report: dict = {"input": str(self.input_dir), "target": str(self.target_dir) if self.target_dir else None,
+                        "task": self.task, "palette": self.palette_source, "metrics": {}, "cycle": {},
+                        "skipped": [], "notes": [*self.notes, FID_NOTE]}
+        skipped: list[tuple[Path, str]] = []
+        if self.pairs:
+            paired = evaluate_pairs(translate, self.pairs, self.task, self.palette, self.segmenter, batch_size,
+                                    on_progress)
+            report["metrics"], skipped = paired.metrics, paired.skipped
+        if inverse is not None and cycle:
+            failed_pairs = {source for source, _ in skipped}  # already reported: left out of the cycles too
+            if on_progress and failed_pairs:
+                on_progress(2 * len(failed_pairs))
+            sides = [("input", translate, inverse, [p for p in self.inputs if p not in failed_pairs])]
+            if self.pairs:
+                sides.append(("target", inverse, translate, [t for s, t in self.pairs if s not in failed_pairs]))
+            for side, there, back, paths in sides:
+                error, failed = evaluate_cycle(there, back, paths, batch_size, on_progress)
+                report["cycle"][side] = {"l1": error, "images": len(paths) - len(failed)}
+                skipped += failed
+        report["skipped"] = [{"file": str(path), "error": why} for path, why in skipped]
+        return report
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
