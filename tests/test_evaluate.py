@@ -98,6 +98,22 @@ def test_ssim_of_flat_images_matches_the_formula():
     assert ssim(x, y) == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), rel=1e-6)
 
 
+def test_ssim_agrees_with_the_reference_implementation():
+    """The value scikit-image 0.26 gives for this pair (structural_similarity with gaussian_weights=True,
+    sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=2): Wang et al.'s settings."""
+    y, x, c = np.mgrid[0:40, 0:48, 0:3]
+    a = ((np.sin(x / 5.0 + c) * np.cos(y / 7.0) + 1) * 120).astype(np.uint8)
+    b = np.clip(a.astype(int) + (x * y + 3 * c) % 41 - 20, 0, 255).astype(np.uint8)
+    assert ssim(b, a) == pytest.approx(0.8440783249636974, abs=1e-9)
+
+
+def test_metrics_take_a_batch_array_as_the_trainer_has_it():
+    batch = np.random.default_rng(0).integers(0, 255, (3, 8, 8, 3), dtype=np.uint8)
+    assert image_metrics(batch, batch)["psnr"] == PSNR_CAP and cycle_error(batch, batch) == 0.0
+    labels = RGB.colourize(np.arange(3 * 64).reshape(3, 8, 8) % 3)
+    assert label_metrics(labels, labels, RGB)["class_iou"] == 1.0
+
+
 def test_image_metrics_average_over_pairs():
     image = np.full((12, 12, 3), 100, np.uint8)
     scores = image_metrics([image, image + 10], [image, image])
