@@ -120,7 +120,7 @@ class _Run:
             from cycletrans.stabilize import TemporalStabilizer
             self.stabilizer = TemporalStabilizer()
         self.total = reader.info.frames or round((reader.info.duration or 0) * float(reader.info.rate or 0))
-        self.report = _progress_reporter(progress, quiet, reader.path.name, self.total)
+        self.report = progress_reporter(progress, quiet, reader.path.name, self.total)
         self.done = 0
         self.stopped = self.interrupted = False
         self.notes: list[str] = []
@@ -255,7 +255,7 @@ def _drain(q: queue.Queue) -> None:
             return
 
 
-def _progress_reporter(progress: Any, quiet: bool, name: str, total: int) -> Callable[[int | None, int | None], None]:
+def progress_reporter(progress: Any, quiet: bool, name: str, total: int) -> Callable[[int | None, int | None], None]:
     """A function `report(done, total)`; `report(None, None)` ends the bar."""
     if callable(progress) and not hasattr(progress, "add_task"):
         return lambda done, total: done is not None and progress(done, total)
