@@ -317,7 +317,7 @@ def load_torch_file(path: Path) -> Any:
         if "global" in str(err).lower():  # weights_only refused to import a function or class
             raise ModelError(f"{path}: refused: the file holds Python objects other than tensors, "
                              "which could run code when loaded (only plain weights are accepted)") from None
-        raise ModelError(f"{path}: not a PyTorch weights file") from None
+        raise ModelError(f"{path}: not a readable PyTorch weights file") from None
     except Exception as err:  # truncated archive, ...
         raise ModelError(f"{path}: not a readable PyTorch weights file ({type(err).__name__})") from None
 
@@ -457,9 +457,11 @@ def catalogue(include_published: bool = False) -> list[dict[str, Any]]:
 
 def remove(name: str) -> Path:
     """Delete a style from the user's store (aliases work); shipped styles are never deleted."""
+    if not _NAME_RE.match(name):
+        raise InputError(f"no style {name!r} in {user_store()}")
     for candidate in dict.fromkeys((name, canonical_name(name))):
         folder = user_store() / candidate
-        if candidate and _NAME_RE.match(candidate) and _is_style_folder(folder):
+        if _is_style_folder(folder):
             trash = Path(tempfile.mkdtemp(prefix=f".{candidate}.removed-", dir=folder.parent))
             os.replace(folder, trash / "style")  # one rename: the style is gone at once, never half-deleted
             shutil.rmtree(trash, ignore_errors=True)
