@@ -77,3 +77,89 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found += [Path(dirpath) / name for name in sorted(filenames) if not name.startswith(".") and is_image_path(name)]
     return found
+
+
+# -- writing -------------------------------------------------------------------------------------------------------
+
+# Formats we write: name → (extension, keeps an alpha channel). Reading knows more (gif, ppm, ...); those are
+# written as png.
+WRITE_FORMATS: dict[str, tuple[str, bool]] = {
+    "png": (".png", True), "jpg": (".jpg", False), "webp": (".webp", True), "bmp": (".bmp", False),
+    "tiff": (".tif", True),
+}
+_FORMAT_OF_EXTENSION = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".bmp": "bmp",
+                        ".tif": "tiff", ".tiff": "tiff"}
+_FORMAT_OF_PIL = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
+DEFAULT_QUALITY = 95
+
+
+def format_of(path: str | os.PathLike) -> str | None:
+    """The write format a file name asks for ("png", "jpg", ...), or None for an extension we do not write."""
+    return _FORMAT_OF_EXTENSION.get(Path(path).suffix.lower())
+
+
+def format_extension(fmt: str) -> str:
+    return WRITE_FORMATS[fmt][0]
+
+
+def encode_image(rgb: np.ndarray, alpha: np.ndarray | None = None, fmt: str = "png",
+                 quality: int = DEFAULT_QUALITY) -> bytes:
+    """Encode uint8 H×W×3 RGB (+ H×W alpha, kept where the format has one) as `fmt` bytes.
+
+    OpenCV encodes: its PNG writer is several times faster than Pillow's for the same size of file, and it releases
+    the GIL, so the pipelines' writer threads really overlap with inference.
+    """
+    import cv2
+
+    if fmt not in WRITE_FORMATS:
+        raise InputError(f"cannot write {fmt!r} images; choose one of {', '.join(WRITE_FORMATS)}")
+    extension, keeps_alpha = WRITE_FORMATS[fmt]
+    if alpha is not None and keeps_alpha:
+        pixels = np.dstack([rgb[:, :, ::-1], alpha])
+    else:
+        pixels = rgb[:, :, ::-1]
+    params = {"jpg": [cv2.IMWRITE_JPEG_QUALITY, quality], "webp": [cv2.IMWRITE_WEBP_QUALITY, quality]}.get(fmt, [])
+    ok, buffer = cv2.imencode(extension, np.ascontiguousarray(pixels), params)
+    if not ok:
+        raise InputError(f"could not encode a {rgb.shape[1]}×{rgb.shape[0]} image as {fmt}")
+    return buffer.tobytes()
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None, *,
+                fmt: str | None = None, quality: int = DEFAULT_QUALITY) -> Path:
+    """Write an image atomically; the format is `fmt` or else the one the extension names."""
+    from cycletrans.fsutil import atomic_write_bytes
+
+    path = Path(path)
+    fmt = fmt or format_of(path)
+    if fmt is None:
+        raise InputError(f"{path}: cannot tell the image format from the extension; use one of "
+                         f"{', '.join(sorted(_FORMAT_OF_EXTENSION))}")
+    atomic_write_bytes(path, encode_image(rgb, alpha, fmt, quality))
+    return path
+
+
+def decode_image_bytes(data: bytes, name: str = "<stdin>") -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """Image bytes (e.g. from stdin) as (RGB, alpha or None, write format of the same kind or None)."""
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            fmt = _FORMAT_OF_PIL.get(image.format or "")
+            rgb, alpha = decode_image(image)
+            return rgb, alpha, fmt
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        reason = "not an image" if isinstance(err, UnidentifiedImageError) else f"unreadable image ({err})"
+        raise InputError(f"{name}: {reason}") from None
+
+
+def looks_like_image(data: bytes) -> bool:
+    """Whether bytes start like an image file Pillow can open (to tell image bytes from a list of paths)."""
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data)):  # reads the header only
+            return True
+    except Exception:
+        return False
