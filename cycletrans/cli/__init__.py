@@ -11,6 +11,7 @@ from cycletrans.errors import EXIT_INTERRUPTED, CycletransError
 # Each module registers its commands on `app`; they import heavy libraries (torch, onnxruntime) only when run.
 from cycletrans.cli import train  # noqa: E402,F401
 from cycletrans.cli import live  # noqa: E402,F401
+from cycletrans.cli import apply  # noqa: E402,F401
 from cycletrans.cli import eval  # noqa: E402,F401
 from cycletrans.cli import export, models  # noqa: E402,F401
 

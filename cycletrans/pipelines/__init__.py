@@ -1,0 +1,1 @@
+"""Pipelines wire media readers → engine → media writers, overlapping I/O with inference in background threads."""
