@@ -206,8 +206,8 @@ def make_domains(out: str | os.PathLike, kind: str = "labels2scenes", size: int 
                  test: int = 50, seed: int = 0, force: bool = False,
                  on_progress: Callable[[int], None] | None = None) -> dict:
     """Write a data set: out/{trainA,trainB,testA,testB}/NNNNN.png and out/palette.json (the class colours, with
-    the kind, size and seed that made it). Refuses a non-empty `out` unless `force`. Returns the palette.json
-    contents (a summary)."""
+    the kind, size and seed that made it). Every file is written atomically and palette.json last, so its presence
+    marks a complete set. Refuses a non-empty `out` unless `force`. Returns the palette.json contents."""
     if kind not in KINDS:
         raise InputError(f"unknown kind of data set {kind!r} (choose from {', '.join(KINDS)})")
     if size < 16 or train < 0 or test < 0:
