@@ -272,3 +272,21 @@ def _make_audio_only(path: Path) -> None:
         chunk.sample_rate, chunk.pts = SAMPLE_RATE, 0
         for packet in list(sound.encode(chunk)) + list(sound.encode()):
             out.mux(packet)
+
+
+def test_a_failing_stabilizer_stage_is_raised_not_hung(tmp_path, monkeypatch):
+    from cycletrans import stabilize
+
+    calls = []
+
+    def broken(self, source, translated):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("flow exploded")
+        return translated
+
+    monkeypatch.setattr(stabilize.TemporalStabilizer, "__call__", broken)
+    src = make_clip(tmp_path / "in.mp4", frames=20, audio=False)
+    with pytest.raises(RuntimeError, match="flow exploded"):
+        translate_video(invert, src, tmp_path / "out.mp4", stable=True, quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

@@ -125,24 +125,34 @@ class _Run:
         self.stopped = self.interrupted = False
         self.notes: list[str] = []
         self._halt = threading.Event()  # tells the decoder to stop reading
+        self._failed = threading.Event()  # a stage raised: the others give up instead of waiting on it
+        self._encoder: threading.Thread | None = None
         self._failure: BaseException | None = None
 
     def execute(self, writer: VideoWriter) -> None:
         decoded: queue.Queue = queue.Queue(maxsize=2 * self.batch + 2)
         translated: queue.Queue = queue.Queue(maxsize=2 * self.batch + 2)
         side = SidePackets(self.reader.path, self.reader.side_streams())
-        decoder = threading.Thread(target=self._guard, args=(self._decode, decoded), daemon=True, name="decode")
-        encoder = threading.Thread(target=self._guard, args=(self._encode, translated, writer, side), daemon=True,
-                                   name="encode")
-        decoder.start()
-        encoder.start()
+        stages = [threading.Thread(target=self._guard, args=(self._decode, decoded), name="decode")]
+        to_encode = translated
+        if self.stabilizer is not None:  # a stage of its own: at 1080p it costs about as much as encoding
+            to_encode = queue.Queue(maxsize=2 * self.batch + 2)
+            stages.append(threading.Thread(target=self._guard, args=(self._stabilize, translated, to_encode),
+                                           name="stabilize"))
+        stages.append(threading.Thread(target=self._guard, args=(self._encode, to_encode, writer, side),
+                                       name="encode"))
+        decoder, consumer, encoder = stages[0], stages[1], stages[-1]
+        self._encoder = encoder
+        for stage in stages:
+            stage.daemon = True
+            stage.start()
         try:
             self._translate_all(decoded, translated)
         except KeyboardInterrupt:
             self.interrupted = self.stopped = True
         finally:  # also on a translator error: the writer finishes what it was given and closes the file
             self._halt.set()
-            _put(translated, _END, lambda: not encoder.is_alive())
+            _put(translated, _END, lambda: not consumer.is_alive())
             self._join(encoder)
             _drain(decoded)
             decoder.join(timeout=5)
@@ -171,6 +181,7 @@ class _Run:
         except BaseException as err:  # noqa: BLE001 - re-raised by execute()
             if self._failure is None:
                 self._failure = err
+            self._failed.set()
             self._halt.set()
 
     def _decode(self, decoded: queue.Queue) -> None:
@@ -198,12 +209,20 @@ class _Run:
             if self.should_stop.is_set():
                 self.stopped = True
                 return
-            if self._halt.is_set():
-                return  # a stage failed; execute() raises its error
+            if self._failed.is_set():
+                return  # execute() raises the stage's error
             if batch:
                 outputs = self.translate([frame.rgb for frame in batch])
                 for frame, out in zip(batch, outputs):
-                    _put(translated, (frame, np.asarray(out)), self._halt.is_set)
+                    _put(translated, (frame, np.asarray(out)), self._failed.is_set)
+
+    def _stabilize(self, translated: queue.Queue, steadied: queue.Queue) -> None:
+        try:
+            while (item := translated.get()) is not _END:
+                frame, out = item
+                _put(steadied, (frame, self.stabilizer(frame.rgb, out)), self._failed.is_set)
+        finally:  # the writer must hear the end even if this stage failed
+            _put(steadied, _END, lambda: not self._encoder.is_alive())
 
     def _encode(self, translated: queue.Queue, writer: VideoWriter, side: SidePackets) -> None:
         end = 0.0
@@ -213,8 +232,6 @@ class _Run:
                 if item is _END:
                     break
                 frame, out = item
-                if self.stabilizer is not None:
-                    out = self.stabilizer(frame.rgb, out)
                 writer.write(out, frame.pts, frame.time_base, frame.duration)
                 end = float((frame.pts + frame.duration) * frame.time_base)
                 for packet in side.until(frame.seconds):
