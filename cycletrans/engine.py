@@ -48,7 +48,8 @@ class Engine:
     CPU with one notice), "cuda", "tensorrt" or "cpu"; a GPU device that is not there raises DeviceError.
     `tile`: None tiles only huge images (over AUTO_TILE_PIXELS), 0 never tiles, N tiles images with a side
     over N px in N×N tiles. `notice` receives one-line messages for the user (e.g. a fallback to CPU).
-    `fp16_model_path`, when given and the session runs on CUDA, is loaded instead of `model_path`.
+    `fp16_model_path`, when given and the session runs on CUDA, is loaded instead of `model_path`. `threads`:
+    CPU threads for onnxruntime (default: all cores).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class Engine:
         *,
         fp16_model_path: str | os.PathLike | None = None,
         trt_cache_dir: str | os.PathLike | None = None,
+        threads: int | None = None,
     ):
         if device not in DEVICES:
             raise DeviceError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
@@ -76,8 +78,10 @@ class Engine:
         model_path = _existing_model(model_path)
         fp16 = Path(fp16_model_path) if fp16_model_path and Path(fp16_model_path).is_file() else None
         cache = Path(trt_cache_dir) if trt_cache_dir else default_trt_cache_dir()
-        self._session, self.provider, self.model_path = _open_session(model_path, fp16, device, self._notice, cache)
+        self._session, self.provider, self.model_path = _open_session(model_path, fp16, device, self._notice, cache,
+                                                                      threads or os.cpu_count() or 1)
         self._input_name, self._input_dtype, self._output_name = _check_io(self._session, self.model_path)
+        self._bind_device = None if self.provider == "cpu" else "cuda"
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
 
     @classmethod
@@ -145,12 +149,13 @@ class Engine:
         return from_output(y)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        if self.provider == "cpu":
+        if self._bind_device is None:
             return self._session.run([self._output_name], {self._input_name: x})[0]
-        # On the GPU, let onnxruntime allocate the output on the device and copy it back once.
+        # On the GPU, I/O binding: the input is copied up once, the output allocated on the device and copied
+        # back once, with no intermediate host buffers.
         binding = self._session.io_binding()
         binding.bind_cpu_input(self._input_name, x)
-        binding.bind_output(self._output_name, "cuda")
+        binding.bind_output(self._output_name, self._bind_device)
         self._session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 
@@ -299,11 +304,14 @@ def _session_options(ort):
     return options
 
 
-def _cpu_session(ort, model_path: Path):
+def _cpu_session(ort, model_path: Path, threads: int):
     options = _session_options(ort)
-    options.intra_op_num_threads = os.cpu_count() or 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Idle threads sleep instead of spinning between runs: the pipelines' decode and encode threads need those
+    # cores, and on a shared machine spinning only steals time from whoever else runs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return _create(ort, model_path, options, ["CPUExecutionProvider"])
 
 
@@ -352,17 +360,17 @@ def _create(ort, model_path: Path, options, providers):
         raise ModelError(f"{model_path}: not a usable ONNX model ({reason})") from None
 
 
-def _open_session(model_path: Path, fp16_path: Path | None, device: str, notice, trt_cache_dir: Path):
+def _open_session(model_path: Path, fp16_path: Path | None, device: str, notice, trt_cache_dir: Path, threads: int):
     """(session, provider name, model path loaded) for the device asked for, falling back only from "auto"
     (and from "tensorrt" to CUDA), each fallback with one notice line."""
     import onnxruntime as ort
 
     if device == "cpu":
-        return _cpu_session(ort, model_path), "cpu", model_path
+        return _cpu_session(ort, model_path, threads), "cpu", model_path
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         if device != "auto":
             raise DeviceError(f"--device {device}: this onnxruntime has no GPU support (install onnxruntime-gpu)")
-        return _cpu_session(ort, model_path), "cpu", model_path
+        return _cpu_session(ort, model_path, threads), "cpu", model_path
     gpus, why = cuda_gpu_count()
     if gpus and device == "tensorrt":
         session = _gpu_session(ort, model_path, tensorrt=True, trt_cache_dir=trt_cache_dir)
@@ -378,7 +386,7 @@ def _open_session(model_path: Path, fp16_path: Path | None, device: str, notice,
     if device != "auto":
         raise DeviceError(f"--device {device}: {why}")
     notice(f"no usable GPU ({why}); running on CPU")
-    return _cpu_session(ort, model_path), "cpu", model_path
+    return _cpu_session(ort, model_path, threads), "cpu", model_path
 
 
 def _check_io(session, model_path: Path) -> tuple[str, type, str]:

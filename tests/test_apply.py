@@ -158,6 +158,14 @@ def test_paths_on_stdin(cli, store, tmp_path, monkeypatch):
     assert [line["status"] for line in lines] == ["ok", "ok", "failed"]
     assert (tmp_path / "out" / "a.png").is_file() and (tmp_path / "out" / "b.png").is_file()
 
+    # Relative paths (as `find .` prints them) are mirrored below the output folder.
+    (tmp_path / "d").mkdir()
+    Image.fromarray(synthetic_image((24, 24), 3)).save(tmp_path / "d" / "a.png")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"./a.png\n./d/a.png\n")))
+    assert cli("apply", "-", "--style", "tiny", "-o", "mirror", "-q").code == 0
+    assert (tmp_path / "mirror" / "a.png").is_file() and (tmp_path / "mirror" / "d" / "a.png").is_file()
+
 
 def test_image_bytes_through_stdin_and_stdout(style, tmp_path):
     image = synthetic_image((30, 42), 3)

@@ -66,6 +66,14 @@ def test_batch_equals_one_by_one(tiny):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
+def test_io_binding_path_gives_the_same_frames(tiny, engine):
+    """The GPU path binds input and output buffers; exercised here with CPU buffers, same results."""
+    bound = Engine(tiny[0] / "forward.onnx", device="cpu")
+    bound._bind_device = "cpu"
+    frame = synthetic_image((45, 61), 8)
+    assert np.array_equal(bound.translate_one(frame), engine.translate_one(frame))
+
+
 def test_tiled_matches_untiled_on_an_image_that_fits(tiny, engine):
     # A stationary texture, so that InstanceNorm's per-tile statistics equal the whole image's (on a
     # non-stationary image each tile is normalised by its own statistics and the tones drift a little).

@@ -210,10 +210,9 @@ class ItemResult:
         return self.status != "failed"
 
     def to_json(self) -> dict[str, Any]:
-        line = {**self.extra, "input": self.input, "output": self.output,
+        return {**self.extra, "input": self.input, "output": self.output,
                 "size": list(self.size) if self.size else None, "ms": round(self.ms, 1), "status": self.status,
                 "error": self.error}
-        return line
 
 
 @dataclass
