@@ -173,15 +173,13 @@ def render_scene(layout: Layout, rng: np.random.Generator, night: bool = False) 
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
 
-def draw_pair(kind: str, layout: Layout, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The A and B images of one layout for a kind of data set (see KINDS)."""
+def draw(kind: str, layout: Layout, rng: np.random.Generator, side: str) -> np.ndarray:
+    """The A or B image (`side`) of one layout for a kind of data set (see KINDS)."""
     if kind == "labels2scenes":
-        return label_map(layout), render_scene(layout, rng)
+        return label_map(layout) if side == "A" else render_scene(layout, rng)
     if kind == "day2night":
-        # The same random stream for both, so the scene keeps its colours (facades, paint) between day and night.
-        seed = int(rng.integers(2 ** 63))
-        return (render_scene(layout, np.random.default_rng(seed)),
-                render_scene(layout, np.random.default_rng(seed), night=True))
+        # One seed for both sides, so the scene keeps its colours (facades, paint) between day and night.
+        return render_scene(layout, np.random.default_rng(int(rng.integers(2 ** 63))), night=side == "B")
     raise InputError(f"unknown kind of data set {kind!r} (choose from {', '.join(KINDS)})")
 
 
@@ -191,10 +189,9 @@ def sample(kind: str, split: str, index: int, size: int = 64, seed: int = 0) -> 
     testA[i] and testB[i] draw the same layout; trainA[i] and trainB[i] draw different ones (unpaired)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
-    side = 0 if split.endswith("A") else 1
     stream = _STREAMS["test"] if split.startswith("test") else _STREAMS[split]
     rng = np.random.default_rng([seed, stream, index])
-    return draw_pair(kind, random_layout(rng, size), rng)[side]
+    return draw(kind, random_layout(rng, size), rng, side=split[-1])
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
