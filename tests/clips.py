@@ -98,3 +98,25 @@ def stream_summary(path: Path) -> dict:
                 entry["size"] = (stream.codec_context.width, stream.codec_context.height)
             summary.setdefault(stream.type, entry)
         return summary
+
+
+def write_negating_model(path, slow: bool = False):
+    """A tiny ONNX 'generator' honouring the export contract: NCHW float in [-1, 1] → its negation (an inverted
+    image), so the CLI tests exercise the real Engine without torch. `slow` adds an identity 41×41 convolution
+    (tens of ms a frame) so that a test can interrupt a run mid-way."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    nodes, weights = [helper.make_node("Neg", ["input"], ["negated" if slow else "output"])], []
+    if slow:
+        kernel = np.zeros((3, 3, 41, 41), np.float32)
+        kernel[[0, 1, 2], [0, 1, 2], 20, 20] = 1.0
+        weights.append(numpy_helper.from_array(kernel, "identity"))
+        nodes.append(helper.make_node("Conv", ["negated", "identity"], ["output"], pads=[20, 20, 20, 20]))
+    graph = helper.make_graph(nodes, "negate", [x], [y], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from clips import clip_frame, decode_all, make_clip, stream_summary
+from clips import clip_frame, decode_all, make_clip, stream_summary, write_negating_model
 from cycletrans.errors import InputError
 from cycletrans.media.camera import FrameSource, source_kind
 from cycletrans.pipelines.live import run_live
@@ -18,21 +18,6 @@ from cycletrans.pipelines.live import run_live
 
 def invert(frames):
     return [255 - f for f in frames]
-
-
-def write_negating_model(path):
-    """A 1-node ONNX 'generator' honouring the export contract: NCHW float in [-1, 1] → its negation (an
-    inverted image). Tiny and instant, so the CLI tests exercise the real Engine without torch."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])
-    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H", "W"])
-    graph = helper.make_graph([helper.make_node("Neg", ["input"], ["output"])], "negate", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, path)
-    return path
 
 
 @pytest.fixture

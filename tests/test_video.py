@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clips import SAMPLE_RATE, VFR_STEPS_MS, clip_frame, decode_all, make_clip, stream_summary
+from clips import SAMPLE_RATE, VFR_STEPS_MS, clip_frame, decode_all, make_clip, stream_summary, write_negating_model
 from cycletrans.errors import InputError
 from cycletrans.media.video import VideoReader, fit_size, probe_video
 from cycletrans.pipelines.video import partial_path, translate_video
@@ -290,3 +290,41 @@ def test_a_failing_stabilizer_stage_is_raised_not_hung(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="flow exploded"):
         translate_video(invert, src, tmp_path / "out.mp4", stable=True, quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+# -- through `cycletrans apply` ----------------------------------------------------------------------------------
+
+def test_apply_folder_reports_and_skips_a_corrupt_video(cli, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_clip(folder / "good.mp4", size=(64, 48), frames=6)
+    (folder / "broken.mp4").write_bytes(os.urandom(3000))
+    model = write_negating_model(tmp_path / "neg.onnx")
+    result = cli("apply", folder, "--model", model, "--device", "cpu", "--json", "-q")
+    assert result.code == 1
+    items = {Path(r["input"]).name: r for r in map(json.loads, result.out.splitlines())}
+    assert items["good.mp4"]["status"] == "ok" and items["good.mp4"]["frames"] == 6
+    assert items["broken.mp4"]["status"] == "failed" and "not a readable video" in items["broken.mp4"]["error"]
+    assert Path(items["good.mp4"]["output"]) == folder / "good.neg.mp4"
+    assert stream_summary(folder / "good.neg.mp4")["audio"]["sample_rate"] == SAMPLE_RATE
+
+
+def test_apply_sigint_keeps_a_playable_partial_video(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", size=(96, 64), frames=150, audio=True)
+    model = write_negating_model(tmp_path / "slow.onnx", slow=True)
+    dst = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "cycletrans", "apply", str(src), "--model", str(model), "-o",
+                             str(dst), "--device", "cpu", "-q"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.time() + 60
+    while not any(".partial-" in p.name for p in tmp_path.iterdir()) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # some frames through the slow model
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err  # EXIT_INTERRUPTED
+    assert not dst.exists()
+    frames, times = decode_all(partial_path(dst))
+    assert 0 < len(frames) < 150
+    assert stream_summary(partial_path(dst))["audio"]["duration"] == pytest.approx(times[-1] + 1 / 24, abs=0.05)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.partial.mp4", "slow.onnx"]

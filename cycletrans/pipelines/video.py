@@ -65,7 +65,7 @@ def translate_video(engine: Any, src: str | os.PathLike, dst: str | os.PathLike,
         on stderr unless `quiet`.
     should_stop: set it (from another thread) to stop early, like Ctrl-C but without raising.
 
-    Returns {"input", "output", "status": "ok"|"partial", "frames", "fps", "seconds", "error", "notes"}.
+    Returns {"input", "output", "status": "ok"|"partial", "frames", "size", "fps", "seconds", "error", "notes"}.
     Raises InputError for a missing, unreadable or unsupported input or codec; VideoInterrupted (a
     KeyboardInterrupt) on Ctrl-C, after the partial file was saved.
     """
@@ -100,6 +100,7 @@ def translate_video(engine: Any, src: str | os.PathLike, dst: str | os.PathLike,
         notes.append(f"{reader.damaged} damaged packets skipped")
     result = {
         "input": str(src), "output": str(output) if output else None, "status": status, "frames": run.done,
+        "size": [reader.width, reader.height],
         "fps": round(run.done / seconds, 2) if seconds > 0 else 0.0, "seconds": round(seconds, 3),
         "error": None if status == "ok" else "interrupted" if run.interrupted else "stopped early", "notes": notes,
     }
