@@ -193,7 +193,20 @@ def test_refuses_to_overwrite_the_input_and_unknown_codecs(tmp_path):
         translate_video(invert, src, src, quiet=True)
     with pytest.raises(InputError, match="not available"):
         translate_video(invert, src, tmp_path / "out.mp4", codec="no_such_codec", quiet=True)
-    assert src.stat().st_size > 0 and not (tmp_path / "out.mp4").exists()
+    with pytest.raises(InputError, match="cannot be stored in a .mp4 file"):
+        translate_video(invert, src, tmp_path / "out.mp4", codec="prores_ks", quiet=True)
+    with pytest.raises(InputError, match="cannot write .xyz videos"):
+        translate_video(invert, src, tmp_path / "out.xyz", quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_other_encoders_and_containers(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=5)
+    for name, codec in [("out.mkv", "h264"), ("out.mov", "mpeg4")]:  # mpeg4 has no crf: encoder defaults
+        result = translate_video(invert, src, tmp_path / name, codec=codec, quiet=True)
+        assert result["frames"] == 5
+        summary = stream_summary(tmp_path / name)
+        assert summary["video"]["codec"] == ("h264" if codec == "h264" else "mpeg4") and "audio" in summary
 
 
 def test_translator_errors_propagate_and_leave_nothing(tmp_path):

@@ -239,23 +239,57 @@ class SidePackets:
         self.container.close()
 
 
-def check_encoder(codec: str) -> None:
-    """Fail early, with one line, for an encoder this FFmpeg build does not have or cannot open here (NVENC
-    without an NVIDIA GPU)."""
+def check_encoder(codec: str, container_suffix: str | None = None) -> str:
+    """The FFmpeg encoder for `codec` (e.g. "h264" → "libx264"), or InputError with one line: not in this FFmpeg
+    build, not a video codec, not storable in the output container, or not usable here (NVENC without an
+    NVIDIA GPU)."""
     try:
         encoder = av.codec.Codec(codec, "w")
     except (av.error.FFmpegError, ValueError):  # PyAV raises UnknownCodecError (a ValueError) for unknown names
         raise InputError(f"video codec {codec!r} is not available in this FFmpeg build") from None
     if encoder.type != "video":
         raise InputError(f"{codec!r} is not a video codec")
-    if codec.endswith(("_nvenc", "_qsv", "_vaapi", "_amf", "_videotoolbox")):
-        context = av.codec.CodecContext.create(codec, "w")
+    if container_suffix:
+        try:
+            probe = av.open(os.devnull, mode="w", format=_format_for(container_suffix))
+        except (av.error.FFmpegError, ValueError):
+            raise InputError(f"cannot write {container_suffix} videos; use .mp4, .mov or .mkv") from None
+        try:
+            storable = encoder.name in probe.supported_codecs
+        finally:
+            probe.close()
+        if not storable:
+            raise InputError(f"video codec {codec!r} cannot be stored in a {container_suffix} file")
+    if encoder.name.endswith(("_nvenc", "_qsv", "_vaapi", "_amf", "_videotoolbox")):
+        context = av.codec.CodecContext.create(encoder.name, "w")
         context.width, context.height, context.pix_fmt = 256, 256, PIXEL_FORMAT
         context.time_base = Fraction(1, 25)
         try:
             context.open()
         except av.error.FFmpegError as err:
-            raise InputError(f"video codec {codec!r} cannot be used on this machine ({_reason(err)})") from None
+            need = " (needs an NVIDIA GPU with NVENC and its driver)" if "_nvenc" in encoder.name else ""
+            raise InputError(f"video codec {codec!r} cannot be used on this machine{need}: {_reason(err)}") from None
+    return encoder.name
+
+
+# FFmpeg muxer names for extensions that are not muxer names themselves (mp4, mov, webm, avi, flv are).
+_MUXERS = {".mkv": "matroska", ".m4v": "mp4", ".ts": "mpegts", ".m2ts": "mpegts", ".mts": "mpegts",
+           ".mpg": "mpeg", ".mpeg": "mpeg", ".ogv": "ogg", ".wmv": "asf"}
+
+
+def _format_for(suffix: str) -> str:
+    return _MUXERS.get(suffix.lower(), suffix.lower().lstrip("."))
+
+
+def _quality_options(encoder: str, crf: int) -> dict[str, str]:
+    """Constant-quality settings in the encoder's own terms: `crf` where it has one (x264, x265, VP9, SVT-AV1),
+    `cq` for NVENC; others keep their defaults."""
+    private = {option.name for option in av.codec.CodecContext.create(encoder, "w").supported_options.private}
+    if "crf" in private:
+        return {"crf": str(crf)}
+    if "cq" in private:
+        return {"cq": str(crf)}
+    return {}
 
 
 @dataclass
@@ -278,8 +312,8 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, *, rate: Fraction | None,
                  time_base: Fraction, codec: str = "libx264", crf: int = 18, like: VideoReader | None = None):
-        check_encoder(codec)
         self.path = Path(path)
+        codec = check_encoder(codec)
         self.notes = WriterNotes()
         self.rotation = like.rotation if like is not None else 0
         self.width, self.height = width, height  # upright, as frames are given
@@ -310,8 +344,7 @@ class VideoWriter:
         return PIXEL_FORMAT, pad
 
     def _add_video_stream(self, codec, crf, width, height, rate, time_base, like):
-        options = {"cq": str(crf)} if codec.endswith("_nvenc") else {"crf": str(crf)} if codec.startswith("libx26") else {}
-        stream = self.container.add_stream(codec, rate=rate or Fraction(25), options=options)
+        stream = self.container.add_stream(codec, rate=rate or Fraction(25), options=_quality_options(codec, crf))
         stream.width, stream.height, stream.pix_fmt = width, height, self.pixel_format
         stream.time_base = time_base  # source timestamps are kept as they are: variable frame rates stay so
         stream.codec_context.time_base = time_base

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from rich.progress import ProgressColumn
-from rich.text import Text
 
 from cycletrans.errors import CycletransError, InputError
 from cycletrans.fsutil import atomic_path
@@ -76,7 +74,7 @@ def translate_video(engine: Any, src: str | os.PathLike, dst: str | os.PathLike,
         raise InputError(f"{dst}: give the output a video extension such as .mp4")
     if src.exists() and dst.exists() and dst.samefile(src) or partial_path(dst).resolve() == src.resolve():
         raise InputError(f"{dst}: would overwrite the input; choose another output name")
-    check_encoder(codec)
+    check_encoder(codec, dst.suffix)
     started = time.perf_counter()
     with VideoReader(src, max_size=max_size) as reader:
         run = _Run(reader, translate, batch, stable, progress, quiet, should_stop or threading.Event())
@@ -274,30 +272,29 @@ def _drain(q: queue.Queue) -> None:
 
 
 def progress_reporter(progress: Any, quiet: bool, name: str, total: int) -> Callable[[int | None, int | None], None]:
-    """A function `report(done, total)`; `report(None, None)` ends the bar."""
+    """A function `report(done, total)` (`report(None, None)` ends it) over a rich Progress (a task is added to
+    it; the frame rate is shown in the task's description, so any bar layout shows it), a plain callable, or,
+    for None, a bar of our own on stderr unless `quiet`."""
     if callable(progress) and not hasattr(progress, "add_task"):
-        return lambda done, total: done is not None and progress(done, total)
+        return lambda done, total_: done is not None and progress(done, total_)
     own = False
     if progress is None:
         if quiet:
-            return lambda done, total: None
+            return lambda done, total_: None
         from cycletrans.cli.app import make_progress  # the shared look of every cycletrans progress bar
-        progress, own = make_progress(quiet, FpsColumn()), True
+        progress, own = make_progress(quiet), True
         progress.start()
     task = progress.add_task(name, total=total or None)
+    started = time.perf_counter()
 
     def report(done, total_):
         if done is None:
             if own:
                 progress.stop()
+            else:
+                progress.remove_task(task)  # a batch's bar keeps only its own line when this video is done
             return
-        progress.update(task, completed=done)
+        fps = done / max(time.perf_counter() - started, 1e-6)
+        progress.update(task, completed=done, description=f"{name} {fps:5.1f} fps")
 
     return report
-
-
-class FpsColumn(ProgressColumn):
-    """Frames per second, for video progress bars."""
-
-    def render(self, task) -> Text:
-        return Text(f"{task.speed:5.1f} fps" if task.speed else "  ... fps", style="cyan")
