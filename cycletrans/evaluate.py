@@ -9,7 +9,8 @@
 
 The metric functions know nothing of models: the trainer calls them on its own outputs converted to uint8, and
 `evaluate_pairs` / `evaluate_cycle` take any `translate(frames) -> frames` callable (an Engine's, in the CLI).
-FID/KID are not available in this version (they need Inception weights that cycletrans never downloads).
+FID and KID are computed only with a local ONNX feature extractor given by the user (`InceptionFeatures`):
+cycletrans never downloads weights.
 """
 
 from __future__ import annotations
@@ -246,6 +247,81 @@ def cycle_error(originals: Frames, reconstructions: Frames) -> float:
     return float(np.mean([l1(r, o) for o, r in _pairs(reconstructions, originals)]))
 
 
+# --------------------------------------------------------------------------------- FID / KID (local weights only)
+
+FEATURE_SIDE = 299  # Inception-v3's input size, used when the extractor's input size is dynamic
+
+
+class InceptionFeatures:
+    """Image features for FID and KID from a local ONNX feature extractor: cycletrans ships and downloads none.
+
+    The model takes float32 N×3×H×W RGB in [0, 1] (the convention of pytorch-fid's InceptionV3, which normalises
+    internally) and returns one feature vector per image (N×D, or N×D×1×1 like its pool3 output). Images are
+    resized (bilinear) to the model's input size, or to 299×299 if that is dynamic. Scores are only comparable
+    between runs that use the same extractor."""
+
+    def __init__(self, path: str | os.PathLike, device: str = "auto"):
+        import onnxruntime as ort
+
+        from cycletrans.engine import cuda_gpu_count
+        from cycletrans.errors import ModelError
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: no such feature extractor (FID/KID need a local ONNX Inception model)")
+        use_gpu = device != "cpu" and cuda_gpu_count()[0] > 0
+        providers = (["CUDAExecutionProvider"] if use_gpu else []) + ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(self.path), providers=providers)
+        except Exception as err:  # onnxruntime raises its own types for a corrupt or non-ONNX file
+            raise ModelError(f"{self.path}: not a usable ONNX model ({str(err).splitlines()[0][:120]})") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[1] not in (3, "3"):
+            raise ModelError(f"{self.path}: not an image feature extractor (expects one N×3×H×W input)")
+        self.input_name = inputs[0].name
+        h, w = inputs[0].shape[2:]
+        self.size = (w if isinstance(w, int) else FEATURE_SIDE, h if isinstance(h, int) else FEATURE_SIDE)
+
+    def __call__(self, frames: Frames) -> np.ndarray:
+        """N×D float64 features of uint8 H×W×3 RGB frames."""
+        batch = np.stack([cv2.resize(_check_image(f).astype(np.float32) / 255.0, self.size,
+                                     interpolation=cv2.INTER_LINEAR) for f in frames])  # no rounding back to 8 bits
+        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+        return np.asarray(self.session.run(None, {self.input_name: x})[0], np.float64).reshape(len(batch), -1)
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """FID (Heusel et al. 2017): ‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½) between Gaussians fitted to two feature
+    sets. The matrix square root goes through symmetric eigendecompositions (Tr (Σa Σb)^½ equals the trace of
+    (Σa^½ Σb Σa^½)^½), which stays real and stable for the rank-deficient covariances of small sets."""
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    if len(a) < 2 or len(b) < 2 or a.shape[1] != b.shape[1]:
+        raise ValueError("FID needs at least two feature vectors of the same length on each side")
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
+    mean_term = float(((a.mean(0) - b.mean(0)) ** 2).sum())
+    return max(0.0, mean_term + float(np.trace(cov_a) + np.trace(cov_b) - 2 * cross))
+
+
+def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray, subset_size: int = 1000,
+                              subsets: int = 100, seed: int = 0) -> float:
+    """KID (Bińkowski et al. 2018): the unbiased MMD² with the kernel (x·y / d + 1)³, averaged over `subsets`
+    random subsets of `subset_size` (all of the smaller set when it has fewer). Unlike FID it is unbiased for
+    small sets, so it may come out slightly negative when the two sets are alike."""
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    m = min(subset_size, len(a), len(b))
+    if m < 2 or a.shape[1] != b.shape[1]:
+        raise ValueError("KID needs at least two feature vectors of the same length on each side")
+    d, rng, total = a.shape[1], np.random.default_rng(seed), 0.0
+    for _ in range(subsets):
+        x, y = a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)]
+        kxx, kyy, kxy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
+        total += ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
+    return float(total / subsets)
+
+
 def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
@@ -293,7 +369,8 @@ class PairedResult:
 
 
 def evaluate_pairs(translate: Translate, pairs: Sequence[tuple[Path, Path]], task: str = "image",
-                   palette: Palette | None = None, segmenter: Segmenter | None = None, batch_size: int = 8,
+                   palette: Palette | None = None, segmenter: Segmenter | None = None,
+                   features: Callable[[list[np.ndarray]], np.ndarray] | None = None, batch_size: int = 8,
                    on_progress: Callable[[int], None] | None = None) -> PairedResult:
     """Translate every input and score the result against its target (`task`: "labels" or "image"; for labels
     `palette` is required).
@@ -301,6 +378,7 @@ def evaluate_pairs(translate: Translate, pairs: Sequence[tuple[Path, Path]], tas
     With a `segmenter` (image task, label-map inputs: labels→photo), the predictions are also segmented and scored
     against the input labels, the paper's FCN score (5.1.1), under "fcn_score"; the segmenter's score on the real
     targets, the best a generator can expect, goes under "fcn_score_real". Its palette is `palette`.
+    With `features` (e.g. an InceptionFeatures), FID and KID between the predictions and the targets as sets.
     A pair whose files cannot be read, or whose input and target differ in size, is skipped and listed."""
     from cycletrans.media.images import read_rgb
 
@@ -311,6 +389,7 @@ def evaluate_pairs(translate: Translate, pairs: Sequence[tuple[Path, Path]], tas
     k = len(palette) if palette is not None else 0
     labels, fcn, fcn_real = (np.zeros((k, k), np.int64) for _ in range(3))
     sums, count, skipped = {"psnr": 0.0, "ssim": 0.0, "l1": 0.0}, 0, []
+    pred_features, target_features = [], []
     for start in range(0, len(pairs), batch_size):
         batch = []
         for input_path, target_path in pairs[start:start + batch_size]:
@@ -326,6 +405,9 @@ def evaluate_pairs(translate: Translate, pairs: Sequence[tuple[Path, Path]], tas
             batch.append((source, target))
         if batch:
             preds = translate([source for source, _ in batch])
+            if features is not None:
+                pred_features.append(features(preds))
+                target_features.append(features([target for _, target in batch]))
             for pred, (source, target) in zip(preds, batch):
                 if task == "labels":
                     labels += confusion_matrix([pred], [target], palette)
@@ -345,6 +427,9 @@ def evaluate_pairs(translate: Translate, pairs: Sequence[tuple[Path, Path]], tas
         metrics = scores_from_confusion(labels, palette.names)
     else:
         metrics = {name: total / count for name, total in sums.items()}
+    if count >= 2 and features is not None:
+        fake, real = np.concatenate(pred_features), np.concatenate(target_features)
+        metrics["fid"], metrics["kid"] = frechet_distance(fake, real), kernel_inception_distance(fake, real)
     if count and segmenter is not None:
         metrics["fcn_score"] = scores_from_confusion(fcn, palette.names)
         metrics["fcn_score_real"] = scores_from_confusion(fcn_real, palette.names)
@@ -375,7 +460,9 @@ def evaluate_cycle(forward: Translate, reverse: Translate, paths: Sequence[Path]
 # ------------------------------------------------------------------------------------------- a test set, whole
 
 TASKS = ("auto", "labels", "image")
-FID_NOTE = "FID/KID: not available in this version (they need Inception weights; cycletrans never downloads any)"
+FID_SKIPPED = ("FID/KID: skipped (they need a local Inception feature extractor: --inception MODEL.onnx; "
+               "cycletrans never downloads weights)")
+FID_NOTE = "FID/KID: between the outputs and the targets as sets; FID is biased upwards for small sets"
 
 
 def resolve_folders(data: str | os.PathLike | None, input_dir: str | os.PathLike | None,
@@ -469,18 +556,21 @@ class FolderEvaluation:
         """Units of work `run` reports to `on_progress`: pairs, then images round-tripped for the cycle errors."""
         return len(self.pairs) + (len(self.inputs) + len(self.pairs) if cycle else 0)
 
-    def run(self, translate: Translate, inverse: Translate | None = None, cycle: bool = True, batch_size: int = 8,
+    def run(self, translate: Translate, inverse: Translate | None = None, cycle: bool = True,
+            features: Callable[[list[np.ndarray]], np.ndarray] | None = None, batch_size: int = 8,
             on_progress: Callable[[int], None] | None = None) -> dict:
         """Score `translate` (input domain → target domain) on the pairs; with `inverse` (target → input) and
         `cycle`, also the cycle-reconstruction errors inverse(translate(x)) ≈ x on the inputs and
-        translate(inverse(y)) ≈ y on the targets. Returns a JSON-ready report; see its "skipped" for failed files."""
+        translate(inverse(y)) ≈ y on the targets; with `features` (an InceptionFeatures), FID and KID.
+        Returns a JSON-ready report; its "skipped" lists the files that failed."""
+        notes = [*self.notes, FID_NOTE if features is not None else FID_SKIPPED] if self.pairs else self.notes
         report: dict = {"input": str(self.input_dir), "target": str(self.target_dir) if self.target_dir else None,
                         "task": self.task, "palette": self.palette_source, "metrics": {}, "cycle": {},
-                        "skipped": [], "notes": [*self.notes, FID_NOTE]}
+                        "skipped": [], "notes": notes}
         skipped: list[tuple[Path, str]] = []
         if self.pairs:
-            paired = evaluate_pairs(translate, self.pairs, self.task, self.palette, self.segmenter, batch_size,
-                                    on_progress)
+            paired = evaluate_pairs(translate, self.pairs, self.task, self.palette, self.segmenter, features,
+                                    batch_size, on_progress)
             report["metrics"], skipped = paired.metrics, paired.skipped
         if inverse is not None and cycle:
             failed_pairs = {source for source, _ in skipped}  # already reported: left out of the cycles too

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from cycletrans.errors import InputError
-from cycletrans.evaluate import (PSNR_CAP, FolderEvaluation, Palette, cycle_error, find_palette_file, image_metrics,
-                                 l1, label_metrics, load_palette, looks_like_labels, palette_from_images, psnr,
-                                 resolve_folders, ssim)
+from cycletrans.evaluate import (PSNR_CAP, FolderEvaluation, Palette, cycle_error, find_palette_file,
+                                 frechet_distance, image_metrics, kernel_inception_distance, l1, label_metrics,
+                                 load_palette, looks_like_labels, palette_from_images, psnr, resolve_folders, ssim)
 from cycletrans.media.images import list_images, read_rgb
 from cycletrans.synthetic import SCENE_PALETTE, make_domains
 
@@ -128,6 +128,29 @@ def test_cycle_error_is_zero_for_identity_and_the_mean_l1_otherwise():
     assert cycle_error(images, [im + 51 for im in images]) == pytest.approx(0.2)
 
 
+# ------------------------------------------------------------------------------------------------------ FID/KID
+
+
+def test_fid_of_a_shifted_set_is_the_squared_shift_and_of_a_scaled_one_known_too():
+    x = np.random.default_rng(0).normal(size=(300, 5))
+    assert frechet_distance(x, x) == pytest.approx(0, abs=1e-8)
+    shift = np.array([1.0, -2.0, 0.5, 0, 3.0])
+    assert frechet_distance(x, x + shift) == pytest.approx((shift ** 2).sum())  # same covariance
+    # 2x: means differ by mean(x), covariances Σ and 4Σ: Tr(Σ + 4Σ − 2·2Σ) = Tr Σ
+    expected = (x.mean(0) ** 2).sum() + np.trace(np.cov(x, rowvar=False))
+    assert frechet_distance(x, 2 * x) == pytest.approx(expected)
+    with pytest.raises(ValueError):
+        frechet_distance(x[:1], x)
+
+
+def test_kid_is_near_zero_for_one_distribution_and_large_for_two():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(200, 8)), rng.normal(size=(200, 8))
+    alike = kernel_inception_distance(a, b, subset_size=100, subsets=20)
+    apart = kernel_inception_distance(a, b + 1.5, subset_size=100, subsets=20)
+    assert abs(alike) < 0.02 * apart and apart > 1
+
+
 # ----------------------------------------------------------------------------------------------------- palettes
 
 
@@ -240,6 +263,20 @@ def write_model(path, constant_rgb=None):
     return path
 
 
+def write_mean_colour_extractor(path):
+    """A stand-in 'Inception': fixed 16×16 input, one feature per channel (its mean), shaped N×3×1×1."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 16, 16])
+    y = helper.make_tensor_value_info("pool", TensorProto.FLOAT, ["N", 3, 1, 1])
+    model = helper.make_model(helper.make_graph([helper.make_node("GlobalAveragePool", ["images"], ["pool"])],
+                                                "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def identity_style(tmp_path_factory):
     folder = tmp_path_factory.mktemp("styles") / "same"
@@ -256,7 +293,7 @@ def test_eval_cli_scores_a_perfect_style(cli, dataset, identity_style):
     report = json.loads(result.out)
     assert report["task"] == "labels" and report["metrics"]["class_iou"] == 1.0
     assert report["cycle"]["input"]["l1"] == 0.0 and report["cycle"]["target"]["images"] == 6
-    assert "per-pixel accuracy" in result.err and "FID" in result.err
+    assert "per-pixel accuracy" in result.err and "FID/KID: skipped" in result.err
 
     reverse = cli("eval", dataset, "--model", identity_style, "--reverse", "--task", "image", "--json", "-q")
     assert reverse.code == 0 and reverse.err == ""
@@ -280,6 +317,27 @@ def test_eval_cli_scores_a_constant_prediction_as_the_formulas_say(cli, dataset,
     assert metrics["class_accuracy"] == pytest.approx(1 / present)
     assert metrics["class_iou"] == pytest.approx(sky / present)
     assert json.loads(result.out)["cycle"] == {}  # one direction only: no cycle errors
+
+
+def test_eval_cli_fid_and_kid_with_a_local_feature_extractor(cli, dataset, identity_style, tmp_path):
+    pytest.importorskip("onnxruntime")
+    extractor = write_mean_colour_extractor(tmp_path / "features.onnx")
+    same = cli("eval", "--model", identity_style, "--input", dataset / "testB", "--target", dataset / "testB",
+               "--inception", extractor, "--json", "-q")
+    assert same.code == 0, same.err
+    metrics = json.loads(same.out)["metrics"]
+    assert metrics["fid"] == pytest.approx(0, abs=1e-6)
+    mean_colour = lambda folder: np.array([read_rgb(p).astype(float).mean((0, 1)) / 255  # noqa: E731
+                                           for p in list_images(folder)])
+    other = cli("eval", dataset, "--model", identity_style, "--inception", extractor, "--json", "-q")
+    metrics = json.loads(other.out)["metrics"]  # labels vs scenes: their mean colours differ
+    expected = frechet_distance(mean_colour(dataset / "testA"), mean_colour(dataset / "testB"))
+    assert metrics["fid"] == pytest.approx(expected, rel=1e-3) and metrics["fid"] > 0.01 and metrics["kid"] > 0
+    missing = cli("eval", dataset, "--model", identity_style, "--inception", tmp_path / "inception.onnx")
+    assert missing.code == 2 and "no such feature extractor" in missing.err
+    not_onnx = tmp_path / "junk.onnx"
+    not_onnx.write_bytes(b"\x00junk")
+    assert cli("eval", dataset, "--model", identity_style, "--inception", not_onnx).code == 2
 
 
 def test_eval_cli_exit_codes(cli, dataset, identity_style, tmp_path):

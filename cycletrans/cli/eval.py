@@ -23,18 +23,19 @@ def eval_command(
     task: str = typer.Option("auto", help="labels (segmentation scores), image (PSNR/SSIM/L1) or auto (labels if the targets have few colours)."),
     palette: Optional[Path] = typer.Option(None, help="palette.json of the label classes (default: one in or beside the test folders, else the targets' colours)."),
     cycle: bool = typer.Option(True, "--cycle/--no-cycle", help="Also measure cycle-reconstruction errors (needs both directions)."),
+    inception: Optional[Path] = typer.Option(None, help="A local ONNX Inception feature extractor (input N×3×H×W RGB in [0, 1], output N×D) for FID and KID; never downloaded."),
     device: str = typer.Option("auto", help="auto, cuda, tensorrt or cpu."),
     batch_size: int = typer.Option(8, min=1, help="Images per inference batch."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, notices or progress bar on stderr."),
 ) -> None:
     """Score a style on paired test images: per-pixel/per-class accuracy and class IoU for label maps, PSNR, SSIM
-    and L1 for images, and the cycle-reconstruction errors (paper 5.1.1).
+    and L1 for images, the cycle-reconstruction errors, and FID/KID with a local --inception model (paper 5.1.1).
 
     Example: cycletrans eval datasets/labels2scenes --style scenes --reverse
     """
     from cycletrans.engine import Engine
-    from cycletrans.evaluate import FolderEvaluation, resolve_folders
+    from cycletrans.evaluate import FolderEvaluation, InceptionFeatures, resolve_folders
     from cycletrans.styles import resolve_style
 
     source, target = resolve_folders(data, input_dir, target_dir, reverse)
@@ -54,11 +55,12 @@ def eval_command(
     if target is None and inverse is None:
         raise InputError("nothing to evaluate: without --target only the cycle errors can be measured, and they need "
                          "a style with both directions")
+    features = InceptionFeatures(inception, device) if inception is not None else None
 
     with make_progress(quiet) as progress:
         bar = progress.add_task("evaluating", total=plan.total(inverse is not None))
         report = plan.run(translate.translate, inverse.translate if inverse else None, cycle=inverse is not None,
-                          batch_size=batch_size, on_progress=lambda n: progress.advance(bar, n))
+                          features=features, batch_size=batch_size, on_progress=lambda n: progress.advance(bar, n))
     report = {"style": chosen.name, "direction": "reverse" if reverse else "forward", **report}
     for item in report["skipped"]:
         info(f"skipped {item['file']}: {item['error']}", quiet)
@@ -100,6 +102,9 @@ def _table(report: dict):
     if "fcn_score" in metrics:
         scores("FCN score: ", metrics["fcn_score"])
         scores("FCN score of the real targets: ", metrics["fcn_score_real"])
+    if "fid" in metrics:
+        table.add_row("FID (outputs vs targets)", f"{metrics['fid']:.3f}")
+        table.add_row("KID (outputs vs targets)", f"{metrics['kid']:.4f}")
     if "images" in metrics:
         table.add_row("pairs scored", str(metrics["images"]))
     for side, found in report["cycle"].items():
