@@ -115,3 +115,20 @@ def test_cli_live_window_without_display_is_exit_2(cli, clip, tmp_path):
 def test_missing_file_source_is_input_error(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         FrameSource(tmp_path / "nothing.mp4")
+
+
+def test_preview_is_input_and_output_side_by_side_and_snapshots_are_pngs(tmp_path):
+    from PIL import Image
+
+    from cycletrans.pipelines.live import _side_by_side, _snapshot
+
+    source = np.zeros((60, 80, 3), np.uint8)
+    source[..., 0] = 200  # red, in RGB
+    output = np.full((60, 80, 3), 50, np.uint8)
+    both = _side_by_side(source, output, "monet  12.0 fps  80 ms")
+    assert both.shape == (60, 160, 3)
+    assert tuple(both[50, 40]) == (0, 0, 200) and tuple(both[50, 120]) == (50, 50, 50)  # BGR for OpenCV
+    assert (both[:25, :80] != both[50, 40]).any()  # the caption is drawn
+    path = _snapshot(source, output, tmp_path, "monet")
+    assert path.parent == tmp_path and path.name.startswith("snapshot-monet-")
+    assert np.asarray(Image.open(path)).shape == (60, 160, 3)

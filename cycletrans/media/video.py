@@ -102,11 +102,12 @@ def _describe(stream: av.stream.Stream) -> str:
 
 
 def fit_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
-    """(width, height) scaled down so the longer side is at most `max_size`, aspect kept, sides even."""
+    """(width, height) scaled down so the longer side is at most `max_size`, aspect kept, sides even (rounded
+    down, so that neither side ends up over `max_size`)."""
     if not max_size or max(width, height) <= max_size:
         return width, height
     scale = max_size / max(width, height)
-    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
 class VideoReader:

@@ -1,7 +1,7 @@
-"""Translate a video file: decode → translate (batched) → [stabilise] → encode, as three stages joined by bounded
+"""Translate a video file: decode → translate (batched) → [stabilise] → encode, as stages joined by bounded
 queues, so that the model never waits for the disk and memory stays flat however long the video is.
 
-    decoder thread ──frames──► caller's thread: translator(batch) ──pairs──► writer thread: stabilise, encode,
+    decode thread ─► caller's thread: translator(batch) ─► [stabilise thread] ─► encode thread: encode frames,
                                                                                   interleave copied audio/subtitles
 
 Ctrl-C (or `should_stop`) stops reading; what was already translated is encoded and the file is finished and
@@ -44,11 +44,6 @@ class _Stopped(Exception):
 def partial_path(dst: Path) -> Path:
     """Where an interrupted run keeps what it did: `out.mp4` → `out.partial.mp4`."""
     return dst.with_name(f"{dst.stem}.partial{dst.suffix}")
-
-
-def default_output(src: Path, style: str) -> Path:
-    """`clip.mov` translated with style `monet` → `clip.monet.mp4`, beside the input."""
-    return src.with_name(f"{src.stem}.{style}.mp4")
 
 
 def translate_video(engine: Any, src: str | os.PathLike, dst: str | os.PathLike, *, stable: bool = False,
@@ -190,7 +185,7 @@ class _Run:
                     return
         except CycletransError:
             raise
-        except Exception as err:  # an FFmpeg error in mid-file: keep what was done, say why
+        except Exception as err:  # an FFmpeg error in mid-file: this video fails with a reason, the batch goes on
             raise InputError(f"{self.reader.path}: decoding failed after {self.done} frames ({err})") from None
         finally:
             _put(decoded, _END, self._halt.is_set)
