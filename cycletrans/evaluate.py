@@ -466,7 +466,7 @@ FID_NOTE = "FID/KID: between the outputs and the targets as sets; FID is biased 
 
 
 def resolve_folders(data: str | os.PathLike | None, input_dir: str | os.PathLike | None,
-                 target_dir: str | os.PathLike | None, reverse: bool = False) -> tuple[Path, Path | None]:
+                    target_dir: str | os.PathLike | None, reverse: bool = False) -> tuple[Path, Path | None]:
     """The input and target folders that `cycletrans eval` means: explicit --input/--target, else DATA/testA →
     DATA/testB (testB → testA with `reverse`). InputError when a folder is missing."""
     if input_dir is None:
@@ -500,6 +500,8 @@ class FolderEvaluation:
 
         if task not in TASKS:
             raise InputError(f"--task must be one of {', '.join(TASKS)}, not {task!r}")
+        if palette is not None and not Path(palette).is_file():
+            raise InputError(f"{palette}: no such palette file")
         self.input_dir = Path(input_dir)
         self.target_dir = Path(target_dir) if target_dir is not None else None
         self.palette: Palette | None = None

@@ -235,6 +235,8 @@ def test_folder_evaluation_refuses_unpaired_folders_and_skips_bad_files(tmp_path
         resolve_folders(tmp_path, None, None)  # a data folder without testA/ testB/
     with pytest.raises(InputError, match="--task"):
         FolderEvaluation(tmp_path / "a", tmp_path / "b", task="pixels")
+    with pytest.raises(InputError, match="no such palette"):
+        FolderEvaluation(tmp_path / "a", tmp_path / "b", palette=tmp_path / "palette.json")
 
 
 # ------------------------------------------------------------------------------------------ `cycletrans eval`
@@ -358,3 +360,14 @@ def test_eval_cli_exit_codes(cli, dataset, identity_style, tmp_path):
     assert report["metrics"]["images"] == 2 and len(report["skipped"]) == 1
     no_model = cli("eval", dataset, "--model", tmp_path / "none.onnx")
     assert no_model.code == 2 and "no such model" in no_model.err
+
+
+def test_eval_cli_on_unpaired_images_measures_the_cycle_only(cli, dataset, identity_style, tmp_path):
+    pytest.importorskip("onnxruntime")
+    result = cli("eval", "--model", identity_style, "--input", dataset / "testB", "--json", "-q")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["metrics"] == {} and report["cycle"] == {"input": {"l1": 0.0, "images": 6}}
+    one_way = write_model(tmp_path / "one_way.onnx")
+    refused = cli("eval", "--model", one_way, "--input", dataset / "testB")
+    assert refused.code == 2 and "nothing to evaluate" in refused.err

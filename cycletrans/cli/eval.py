@@ -14,7 +14,7 @@ from cycletrans.errors import EXIT_SOME_FAILED, InputError
 
 @app.command("eval")
 def eval_command(
-    data: Optional[Path] = typer.Argument(None, help="A data folder with testA/ and testB/ (paired by file name)."),
+    data: Optional[Path] = typer.Argument(None, metavar="[DATA]", help="A data folder with testA/ and testB/ (paired by file name)."),
     style: Optional[str] = typer.Option(None, "--style", "-s", help="Style name (see `cycletrans models list`)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="An .onnx file or a style folder."),
     input_dir: Optional[Path] = typer.Option(None, "--input", "-i", help="Input images (instead of DATA/testA)."),
