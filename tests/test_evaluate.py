@@ -371,3 +371,25 @@ def test_eval_cli_on_unpaired_images_measures_the_cycle_only(cli, dataset, ident
     one_way = write_model(tmp_path / "one_way.onnx")
     refused = cli("eval", "--model", one_way, "--input", dataset / "testB")
     assert refused.code == 2 and "nothing to evaluate" in refused.err
+
+
+def test_eval_cli_on_a_style_exported_from_tiny_generators(cli, dataset, tmp_path, monkeypatch):
+    """The whole path: torch generators → export → the user's store → `eval --style NAME` through the engine."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from cycletrans.export import export_style
+    from cycletrans.nets import build_generator
+
+    monkeypatch.setenv("CYCLETRANS_HOME", str(tmp_path / "store"))
+    torch.manual_seed(0)
+    export_style({"forward": build_generator("resnet6", 4)}, "tiny", domains=("labels", "scenes"), train_size=32,
+                 provenance={"kind": "test"}, fp16=False)  # one direction: exports are slow on a CPU
+    result = cli("eval", dataset, "--style", "tiny", "--json", "-q")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["style"] == "tiny" and report["task"] == "image" and report["metrics"]["images"] == 6
+    assert 0 < report["metrics"]["l1"] < 1 and report["metrics"]["psnr"] < 30  # untrained: far from the scenes
+    assert 0 <= report["metrics"]["fcn_score"]["pixel_accuracy"] < report["metrics"]["fcn_score_real"]["pixel_accuracy"]
+    assert report["cycle"] == {}  # no reverse model, no cycle
+    no_reverse = cli("eval", dataset, "--style", "tiny", "--reverse")
+    assert no_reverse.code == 2 and "no reverse model" in no_reverse.err
