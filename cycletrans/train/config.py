@@ -20,7 +20,7 @@ OBJECTIVES: dict[str, dict[str, bool]] = {
 @dataclass
 class TrainConfig:
     data_a: str  # domain X: a folder of images
-    data_b: str  # domain Y
+    data_b: str | None  # domain Y; None when data_a holds trainA/ and trainB/
     name: str = "run"
     out: str | None = None  # run folder; default runs/<name>
     epochs: int = 100  # paper 4: constant lr for 100 epochs ...
