@@ -29,7 +29,7 @@ OPEN_TIMEOUT_MS = 10_000  # a stream URL that answers nothing is given up after 
 class CapturedFrame:
     rgb: np.ndarray
     index: int  # position in the source, counting dropped frames too
-    captured_at: float  # time.perf_counter() when it was read, for latency
+    captured_at: float  # time.perf_counter() when it was read (a file's: when handed out), for latency
 
 
 def source_kind(source: str | int) -> str:
@@ -144,6 +144,7 @@ class FrameSource:
                     self._queue.put(None)  # stay ended for later calls
                 else:
                     self._returned += 1
+                    frame.captured_at = time.perf_counter()  # read ahead on purpose: its wait is not latency
                 return frame
         with self._fresh:
             while self._latest is None:
