@@ -267,6 +267,18 @@ def test_stabilizer_does_not_smear_a_scene_cut():
     assert np.array_equal(after_cut, 255 - second[0])
 
 
+def test_stabilizer_leaves_no_trail_behind_a_moving_object():
+    background = _panning_frames(1, size=(96, 160))[0]
+    stabilizer = TemporalStabilizer()
+    for i in range(10):
+        frame = background.copy()
+        frame[30:60, 10 + 8 * i: 40 + 8 * i] = (250, 240, 20)  # a yellow block moving right, 8 px per frame
+        out = stabilizer(frame, frame)  # a flicker-free translator: the ideal output is the frame itself
+    uncovered = (slice(30, 60), slice(10 + 8 * 8, 10 + 8 * 9))  # where the block was a frame ago
+    assert np.abs(out[uncovered].astype(int) - frame[uncovered].astype(int)).mean() < 12
+    assert np.abs(out.astype(int) - frame.astype(int)).mean() < 3
+
+
 def test_stable_video_runs_end_to_end(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=10, audio=False)
     result = translate_video(invert, src, tmp_path / "out.mp4", stable=True, quiet=True)
