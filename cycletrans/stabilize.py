@@ -28,7 +28,8 @@ class TemporalStabilizer:
     cut_fraction: a frame where fewer than this fraction of pixels are trusted is a scene cut: start over.
 
     Flow and confidence are computed at most FLOW_MAX_SIDE pixels wide and scaled up; only the warp and the
-    blend of the output run at full resolution (uint8, in OpenCV), so 1080p costs milliseconds, not a frame.
+    blend of the output run at full resolution (uint8, in OpenCV). `translated` may be smaller than `source`
+    (an engine with max_size): the flow is scaled to it.
     """
 
     def __init__(self, blend: float = 0.6, tolerance: float = 10.0, cut_fraction: float = 0.35):
@@ -63,8 +64,7 @@ class TemporalStabilizer:
             flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
             cv2.multiply(flow, (w / sw, h / sh, 0, 0), dst=flow)
             confidence = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR)
-        warped = cv2.remap(prev_out, cv2.add(_grid(h, w), flow), None, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
+        warped = _warp(prev_out, flow)
         weight = confidence * np.float32(self.blend)
         out = cv2.blendLinear(warped, translated, weight, 1.0 - weight)
         self._prev_out = out
@@ -79,6 +79,14 @@ class TemporalStabilizer:
         x, y = position[..., 0], position[..., 1]
         confidence[(x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)] = 0.0
         return confidence
+
+
+def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """`image` moved by `flow` (each output pixel fetched from its position + flow)."""
+    if hasattr(cv2, "WARP_RELATIVE_MAP"):  # OpenCV >= 4.10 adds the pixel grid itself, saving a full-size pass
+        return cv2.remap(image, flow, None, cv2.INTER_LINEAR | cv2.WARP_RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    h, w = flow.shape[:2]
+    return cv2.remap(image, cv2.add(_grid(h, w), flow), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _small_gray(rgb: np.ndarray) -> np.ndarray:
