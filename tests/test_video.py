@@ -279,6 +279,17 @@ def test_stabilizer_leaves_no_trail_behind_a_moving_object():
     assert np.abs(out.astype(int) - frame.astype(int)).mean() < 3
 
 
+def test_stabilizer_accepts_outputs_smaller_than_the_source():
+    import cv2
+
+    stabilizer = TemporalStabilizer()
+    for frame in _panning_frames(4, size=(96, 128)):
+        small = cv2.resize(255 - frame, (64, 48), interpolation=cv2.INTER_AREA)
+        out = stabilizer(frame, small)
+        assert out.shape == (48, 64, 3)
+    assert np.abs(out.astype(int) - small.astype(int)).mean() < 6
+
+
 def test_stable_video_runs_end_to_end(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=10, audio=False)
     result = translate_video(invert, src, tmp_path / "out.mp4", stable=True, quiet=True)
