@@ -183,7 +183,8 @@ class VideoReader:
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         turned = self.rotation in (90, 270)
         width, height = (self.height, self.width) if turned else (self.width, self.height)
-        rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA",
+        scaling = (width, height) != (frame.width, frame.height)
+        rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA" if scaling else None,
                              src_color_range=frame.color_range or None).to_ndarray()
         if self.rotation:
             rgb = np.rot90(rgb, k=self.rotation // 90)  # counter-clockwise, as the display matrix says
@@ -356,6 +357,8 @@ class VideoWriter:
             for tag in ("colorspace", "color_primaries", "color_trc"):  # frames are converted with these too
                 if getattr(src, tag, 0):
                     setattr(stream.codec_context, tag, getattr(src, tag))
+            if like.stream.sample_aspect_ratio:  # anamorphic pixels stay anamorphic (scaling keeps their shape)
+                stream.codec_context.sample_aspect_ratio = like.stream.sample_aspect_ratio
             if self.rotation:
                 stream.set_display_rotation(self.rotation)
             if like.stream.language:
