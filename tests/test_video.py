@@ -18,7 +18,7 @@ import pytest
 
 from clips import SAMPLE_RATE, VFR_STEPS_MS, clip_frame, decode_all, make_clip, stream_summary, write_negating_model
 from cycletrans.errors import InputError
-from cycletrans.media.video import VideoReader, fit_size, probe_video
+from cycletrans.media.video import fit_size, probe_video
 from cycletrans.pipelines.video import partial_path, translate_video
 from cycletrans.stabilize import TemporalStabilizer
 

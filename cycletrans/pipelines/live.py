@@ -237,11 +237,5 @@ def _snapshot(source: np.ndarray, output: np.ndarray, folder: Path, style: str) 
 
 
 def open_source(camera: int, source: str | None) -> FrameSource:
-    """`--source` when given (index, URL or file), else `--camera N`. InputError when it cannot be opened."""
-    if source is not None and source_is_path(source) and not Path(source).exists():
-        raise InputError(f"{source}: no such file")
+    """`--source` when given (camera index, URL or file), else `--camera N`. InputError when it cannot be opened."""
     return FrameSource(source if source is not None else camera)
-
-
-def source_is_path(source: str) -> bool:
-    return "://" not in source and not source.isdigit()
