@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -185,6 +186,17 @@ def test_unreadable_inputs_are_input_errors(tmp_path):
         with pytest.raises(InputError, match=reason):
             translate_video(invert, tmp_path / bad, tmp_path / "out.mp4", quiet=True)
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_truncated_video_gives_what_it_has_and_says_so(tmp_path):
+    full = make_clip(tmp_path / "full.mkv", size=(64, 48), frames=30)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 6 // 10])
+    result = translate_video(invert, cut, tmp_path / "out.mp4", quiet=True)
+    assert result["status"] == "ok" and 0 < result["frames"] < 30
+    [note] = result["notes"]  # the estimate comes from the header's duration × rate
+    assert re.fullmatch(rf"only {result['frames']} of about (30|31) frames could be decoded \(truncated file\?\)", note)
+    assert len(decode_all(tmp_path / "out.mp4")[0]) == result["frames"]
 
 
 def test_refuses_to_overwrite_the_input_and_unknown_codecs(tmp_path):

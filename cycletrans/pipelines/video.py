@@ -91,6 +91,8 @@ def translate_video(engine: Any, src: str | os.PathLike, dst: str | os.PathLike,
     notes = list(run.notes)
     if reader.damaged:
         notes.append(f"{reader.damaged} damaged packets skipped")
+    if status == "ok" and run.total and run.done < 0.95 * run.total - 1:  # the header promised more
+        notes.append(f"only {run.done} of about {run.total} frames could be decoded (truncated file?)")
     result = {
         "input": str(src), "output": str(output) if output else None, "status": status, "frames": run.done,
         "size": [reader.width, reader.height],
