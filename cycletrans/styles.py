@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 import cycletrans
 from cycletrans.errors import InputError, ModelError
-from cycletrans.fsutil import PARTIAL_MARK, atomic_path, atomic_write_text
+from cycletrans.fsutil import PARTIAL_MARK, atomic_write_text
 
 CARD = "card.json"
 DEFAULT_STYLE = "default"
@@ -81,7 +81,6 @@ ALIASES: dict[str, str] = {
     "facade-labels": "facades_photo2label",
     "facade": "facades_label2photo",
     "dslr": "iphone2dslr_flower",
-    "bokeh": "iphone2dslr_flower",
 }
 
 

@@ -222,7 +222,7 @@ def test_malicious_pickle_is_refused_and_never_runs(stores, tmp_path):
     env = {**os.environ, "CYCLETRANS_HOME": str(stores[0])}
     proc = subprocess.run([sys.executable, "-m", "cycletrans", "models", "import", str(evil), "--name", "evil"],
                           capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 2
+    assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().startswith("cycletrans: error:") and "refused" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert not marker.exists()

@@ -20,9 +20,9 @@ def export_command(
     as_json: bool = typer.Option(False, "--json", help="Print what was exported as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No notices on stderr."),
 ) -> None:
-    """Export both generators of a run (G: A→B as forward, F: B→A as reverse) to ONNX and register them as a style.
+    """Export a training run's two generators to ONNX and register them as a style.
 
-    Each file is checked against PyTorch in onnxruntime before it is kept; the style folder appears only complete.
+    G (A→B) becomes forward.onnx, F (B→A) reverse.onnx, plus fp16 variants; each is checked against PyTorch.
     """
     from cycletrans.export import export_run
 

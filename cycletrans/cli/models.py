@@ -64,8 +64,10 @@ def import_command(
     force: bool = typer.Option(False, "--force", "-f", help="Replace an existing style of that name."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No notices on stderr."),
 ) -> None:
-    """Convert a PyTorch weights file to ONNX and register it as a style. Only plain tensors are loaded: a file
-    holding other Python objects is refused."""
+    """Convert a PyTorch weights file to ONNX and register it as a style.
+
+    Only plain tensors are loaded: a file holding other Python objects (which could run code) is refused.
+    """
     from cycletrans import styles
 
     result = styles.import_pth(file, name, source_domain=source, target_domain=target, fp16=fp16,
@@ -80,8 +82,10 @@ def pull_command(
     force: bool = typer.Option(False, "--force", "-f", help="Fetch and replace even if installed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or notices on stderr."),
 ) -> None:
-    """Download one of the CycleGAN authors' published generators ($CYCLETRANS_MODEL_URL overrides the server)
-    and register it. An interrupted download resumes where it stopped."""
+    """Download one of the CycleGAN authors' published generators and register it.
+
+    $CYCLETRANS_MODEL_URL overrides the server. An interrupted download resumes where it stopped.
+    """
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     from cycletrans import styles
