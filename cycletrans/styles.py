@@ -425,9 +425,10 @@ def pull(name: str, *, overwrite: bool = False, fp16: bool = True,
         raise InputError(f"style {full!r} is already installed at {target} (pass --force to fetch it again)")
     url = model_url(full)
     file = download(url, user_store() / ".downloads" / f"{full}.pth", progress=progress)
-    result = import_pth(file, full, fp16=fp16, overwrite=overwrite, provenance={"url": url}, log=log)
-    file.unlink(missing_ok=True)
-    return result
+    try:
+        return import_pth(file, full, fp16=fp16, overwrite=overwrite, provenance={"url": url}, log=log)
+    finally:
+        file.unlink(missing_ok=True)  # imported, or unusable: either way the next pull starts afresh
 
 
 # ---------------------------------------------------------------------------------------------------------------

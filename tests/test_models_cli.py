@@ -167,6 +167,12 @@ def test_pull_errors(cli, server, store):
     assert [path for path, _ in server.requests] == ["/models/apple2orange.pth"]
     assert not (store / "apple2orange").exists()
 
+    server.files["/models/orange2apple.pth"] = b"<html>a captive portal page, not weights</html>"
+    garbage = cli("models", "pull", "apple")
+    assert garbage.code == 2 and "not a readable PyTorch weights file" in garbage.err
+    assert list((store / ".downloads").iterdir()) == []  # the next pull starts afresh
+    assert not (store / "orange2apple").exists()
+
 
 def test_import_list_show_remove(cli, store, tmp_path):
     torch.manual_seed(0)
