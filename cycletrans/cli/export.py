@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cycletrans.cli.app import app, info
+from cycletrans.cli.app import app, info, make_progress
 
 
 @app.command("export")
@@ -26,8 +26,14 @@ def export_command(
     """
     from cycletrans.export import export_run
 
-    info(f"exporting {run} ...", quiet)
-    result = export_run(run, name, fp16=fp16, overwrite=force, out=out, log=lambda m: info(m, quiet))
+    with make_progress(quiet) as progress:
+        task = progress.add_task("exporting", total=2 * (2 if fp16 else 1))  # per direction: fp32 (+ fp16)
+
+        def step(message: str) -> None:
+            info(message, quiet)
+            progress.advance(task)
+
+        result = export_run(run, name, fp16=fp16, overwrite=force, out=out, log=step)
     info(f"style {result.name!r} ({result.card['domains']['source']} ↔ {result.card['domains']['target']}) "
          f"written to {result.folder}", quiet)
     if as_json:

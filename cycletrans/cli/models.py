@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cycletrans.cli.app import app, err_console, info, show_progress
+from cycletrans.cli.app import app, err_console, info, make_progress, show_progress
 
 models_app = typer.Typer(help="Manage named styles: list, show, import .pth files, pull published models, remove.",
                          no_args_is_help=True)
@@ -70,8 +70,10 @@ def import_command(
     """
     from cycletrans import styles
 
-    result = styles.import_pth(file, name, source_domain=source, target_domain=target, fp16=fp16,
-                               overwrite=force, log=lambda m: info(m, quiet))
+    with make_progress(quiet) as progress:
+        task = progress.add_task("importing", total=None)  # one or two directions: not known before loading
+        result = styles.import_pth(file, name, source_domain=source, target_domain=target, fp16=fp16,
+                                   overwrite=force, log=lambda m: (info(m, quiet), progress.advance(task)))
     info(f"style {result.name!r} written to {result.folder}", quiet)
 
 
