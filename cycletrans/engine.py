@@ -34,6 +34,14 @@ AUTO_TILE = 2048
 MIN_TILE = 64
 
 
+def usable_cpus() -> int:
+    """Cores this process may run on (a container's or taskset's limit, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def default_trt_cache_dir() -> Path:
     home = os.environ.get("CYCLETRANS_HOME")
     base = Path(home) if home else Path.home() / ".cache" / "cycletrans"
@@ -49,7 +57,7 @@ class Engine:
     `tile`: None tiles only huge images (over AUTO_TILE_PIXELS), 0 never tiles, N tiles images with a side
     over N px in N×N tiles. `notice` receives one-line messages for the user (e.g. a fallback to CPU).
     `fp16_model_path`, when given and the session runs on CUDA, is loaded instead of `model_path`. `threads`:
-    CPU threads for onnxruntime (default: all cores).
+    CPU threads for onnxruntime (default: all usable cores).
     """
 
     def __init__(
@@ -79,7 +87,7 @@ class Engine:
         fp16 = Path(fp16_model_path) if fp16_model_path and Path(fp16_model_path).is_file() else None
         cache = Path(trt_cache_dir) if trt_cache_dir else default_trt_cache_dir()
         self._session, self.provider, self.model_path = _open_session(model_path, fp16, device, self._notice, cache,
-                                                                      threads or os.cpu_count() or 1)
+                                                                      threads or usable_cpus())
         self._input_name, self._input_dtype, self._output_name = _check_io(self._session, self.model_path)
         self._bind_device = None if self.provider == "cpu" else "cuda"
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)

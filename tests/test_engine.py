@@ -21,7 +21,13 @@ def build_tiny_style(tmp_path_factory):
     nets = {"forward": build_generator("resnet6", 4).eval(), "reverse": build_generator("resnet6", 4).eval()}
     folder = tmp_path_factory.getbasetemp() / "store" / "tiny"
     if not folder.exists():
-        export_style(nets, "tiny", domains=("a", "b"), train_size=64, provenance={"test": True}, fp16=True, out=folder)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a tiny net; extra OpenMP threads only spin on a busy machine
+        try:
+            export_style(nets, "tiny", domains=("a", "b"), train_size=64, provenance={"test": True}, fp16=True,
+                         out=folder)
+        finally:
+            torch.set_num_threads(threads)
     return folder, nets["forward"]
 
 

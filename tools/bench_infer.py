@@ -131,8 +131,8 @@ def main() -> None:
         t = side_by_side({"eager": eager, "ort": lambda: session.run(None, {name: x_np}),
                           "engine": lambda: engine.translate_one(frame)}, args.repeats,
                          warmup=1 if h * w <= 512 * 512 else 0)  # a warm-up is noise next to a 1080p run
-        print(f"{'model only (one image)':<34}{f'{w}x{h}':>11}{1 / t['eager']:>13.2f}{1 / t['ort']:>11.2f}"
-              f"{1 / t['engine']:>14.2f}{t['eager'] / t['ort']:>10.2f}x", flush=True)
+        print(f"{'model only (one image)':<34}{f'{w}x{h}':>11}{1 / t['eager']:>13.3g}{1 / t['ort']:>11.3g}"
+              f"{1 / t['engine']:>14.3g}{t['eager'] / t['ort']:>10.2f}x", flush=True)
 
     for h, w in sizes:
         if args.quick and h * w > 512 * 512:
@@ -150,8 +150,8 @@ def main() -> None:
             "eager": lambda: eager_folder(net, sources, work / f"out_eager_{w}x{h}"),
             "ort": lambda: translate_images(engine, tasks),
         }, args.repeats, warmup=0)
-        print(f"{f'end-to-end folder of {count} (jpg→png)':<34}{f'{w}x{h}':>11}{count / t['eager']:>13.2f}"
-              f"{count / t['ort']:>11.2f}{'':>14}{t['eager'] / t['ort']:>10.2f}x", flush=True)
+        print(f"{f'end-to-end folder of {count} (jpg→png)':<34}{f'{w}x{h}':>11}{count / t['eager']:>13.3g}"
+              f"{count / t['ort']:>11.3g}{'':>14}{t['eager'] / t['ort']:>10.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ def apply(
 ) -> None:
     """Translate images, videos and folders with a style (e.g. `cycletrans apply photos/ --style monet -o out/`)."""
     from cycletrans.engine import MIN_TILE, Engine
+    from cycletrans.media.images import format_of, looks_like_image
     from cycletrans.pipelines.images import collect_sources, plan_outputs
     from cycletrans.styles import resolve_style
 
@@ -79,14 +80,14 @@ def apply(
     listed = False
     if inputs == ["-"]:
         data = sys.stdin.buffer.read()
-        from cycletrans.media.images import looks_like_image
-
         if output == "-" or looks_like_image(data):
             stdin_bytes = data
         else:
             inputs, listed = [line.strip() for line in data.decode(errors="replace").splitlines() if line.strip()], True
     if stdin_bytes is not None:
-        _apply_bytes(engine(), stdin_bytes, output, fmt, quality, json_lines)
+        if output is None or Path(output).is_dir() or (output != "-" and format_of(output) is None):
+            raise CycletransError("image bytes on stdin need -o FILE (with an image extension) or -o -")
+        _apply_bytes(engine(), stdin_bytes, output, fmt or format_of(output), quality, json_lines)
         return
 
     out_path = Path(output) if output not in (None, "-") else None
@@ -96,7 +97,7 @@ def apply(
     if output == "-":
         if len(sources) != 1 or sources[0].kind != "image":
             raise CycletransError("-o - writes one image to stdout; give a single image")
-        _apply_bytes(engine(), _read_input(sources[0].path), "-", fmt or _source_format(sources[0].path), quality,
+        _apply_bytes(engine(), _read_input(sources[0].path), "-", fmt or format_of(sources[0].path), quality,
                      json_lines)
         return
     plan = plan_outputs(sources, out_path, tag=tag, fmt=fmt)
@@ -111,21 +112,11 @@ def _read_input(path: Path) -> bytes:
         raise InputError(f"{path}: {err.strerror or err}") from None
 
 
-def _source_format(path: Path) -> str | None:
-    from cycletrans.media.images import format_of
-
-    return format_of(path)
-
-
-def _apply_bytes(engine, data: bytes, output: str | None, fmt, quality: int, json_lines: bool) -> None:
+def _apply_bytes(engine, data: bytes, output: str, fmt: str | None, quality: int, json_lines: bool) -> None:
+    """One image's bytes → stdout (`-o -`) or one file; `fmt` None keeps the input's format."""
     from cycletrans.fsutil import atomic_write_bytes
-    from cycletrans.media.images import format_of
     from cycletrans.pipelines.images import translate_image_bytes
 
-    if output is None or Path(output).is_dir() or (output != "-" and format_of(output) is None):
-        raise CycletransError("image bytes on stdin need -o FILE (with an image extension) or -o -")
-    if output != "-":
-        fmt = fmt or format_of(output)
     encoded, result = translate_image_bytes(engine, data, fmt=fmt, quality=quality)
     if output == "-":
         sys.stdout.buffer.write(encoded)
