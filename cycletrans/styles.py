@@ -139,12 +139,12 @@ class Style:
 
 
 def read_card(folder: Path) -> dict[str, Any]:
+    """The style's card; a missing or damaged one reads as just the name (the models themselves still work, and
+    their metadata says the rest)."""
     try:
         card = json.loads((folder / CARD).read_text("utf-8"))
-    except FileNotFoundError:
+    except (OSError, ValueError):
         return {"name": folder.name}
-    except (OSError, ValueError) as err:
-        raise ModelError(f"{folder / CARD}: unreadable style card ({err})") from None
     return card if isinstance(card, dict) else {"name": folder.name}
 
 
@@ -171,6 +171,8 @@ def installed_styles() -> list[Style]:
 
 
 def find_installed(name: str) -> Style | None:
+    if not _NAME_RE.match(name):  # never a path: "../x" must not reach outside the stores
+        return None
     for origin, store in stores():
         folder = store / name
         if _is_style_folder(folder):
@@ -259,12 +261,17 @@ def new_style_folder(name: str, *, overwrite: bool = False, out: str | os.PathLi
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL_MARK}", dir=target.parent))
     try:
         yield staging
-        _normal_permissions(staging)
-        if target.exists():  # overwrite: move the old one aside first, so a style of that name always exists
+        _umask_permissions(staging)
+        if target.exists():  # overwrite: the old folder is set aside, and deleted once the new one is in place
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, old / "style")
-            os.replace(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(staging, target)
+            except BaseException:
+                os.replace(old / "style", target)
+                raise
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, target)
     except BaseException:
@@ -272,13 +279,11 @@ def new_style_folder(name: str, *, overwrite: bool = False, out: str | os.PathLi
         raise
 
 
-def _normal_permissions(folder: Path) -> None:
-    """Temp names are created private (0700/0600); a finished style gets the modes of any new file (umask)."""
+def _umask_permissions(folder: Path) -> None:
+    """mkdtemp makes the staging folder private (0700); the finished style gets an ordinary folder's mode."""
     umask = os.umask(0o022)
     os.umask(umask)
     folder.chmod(0o777 & ~umask)
-    for path in folder.iterdir():
-        path.chmod(0o666 & ~umask)
 
 
 def _sha256(path: Path) -> str:
