@@ -9,12 +9,7 @@ from cycletrans.cli.app import app, err_console
 from cycletrans.errors import EXIT_INTERRUPTED, CycletransError
 
 # Each module registers its commands on `app`; they import heavy libraries (torch, onnxruntime) only when run.
-from cycletrans.cli import train  # noqa: E402,F401
-from cycletrans.cli import live  # noqa: E402,F401
-from cycletrans.cli import apply  # noqa: E402,F401
-from cycletrans.cli import eval  # noqa: E402,F401
-from cycletrans.cli import export, models  # noqa: E402,F401
-
+from cycletrans.cli import train, export, apply, live, evaluate, models  # noqa: E402,F401  (--help lists them in this order)
 
 def main(argv: list[str] | None = None) -> None:
     try:
