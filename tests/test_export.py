@@ -180,6 +180,15 @@ def test_force_replaces_a_style_whole(exported, store):
     assert [p.name for p in store.iterdir()] == ["s"]  # no staging or old folders left behind
 
 
+def test_out_writes_an_unregistered_style_folder(exported, store, tmp_path):
+    result = export.export_style({"forward": exported[0]}, "ship-me", domains=("a", "b"), train_size=64,
+                                 provenance={}, fp16=False, out=tmp_path / "models" / "default")
+    assert result.folder == tmp_path / "models" / "default"
+    assert sorted(p.name for p in result.folder.iterdir()) == ["card.json", "forward.onnx"]
+    assert not store.exists()  # not registered
+    assert styles.resolve_style(None, result.folder).model_path() == result.folder / "forward.onnx"
+
+
 def test_failed_export_leaves_nothing_behind(tmp_path, store, monkeypatch):
     make_run(tmp_path / "run")
 
