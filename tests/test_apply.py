@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import synthetic_image
+from cycletrans.engine import cuda_gpu_count
 from cycletrans.pipelines.images import Source, collect_sources, plan_outputs
 from test_engine import build_tiny_style
 
@@ -186,6 +187,14 @@ def test_usage_errors_exit_2(cli, store, tmp_path):
     unknown = cli("apply", tmp_path / "empty", "--style", "no-such-style")
     assert unknown.code == 2 and "no-such-style" in unknown.err and "Traceback" not in unknown.err
     assert cli("apply", tmp_path / "empty", "--style", "tiny", "--format", "gif").code == 2
+
+
+@pytest.mark.skipif(cuda_gpu_count()[0] > 0, reason="this machine has a GPU")
+def test_device_cuda_without_a_gpu_exits_2(cli, store, tmp_path):
+    Image.fromarray(synthetic_image((16, 16), 0)).save(tmp_path / "a.png")
+    result = cli("apply", tmp_path / "a.png", "--style", "tiny", "--device", "cuda")
+    assert result.code == 2 and "--device cuda" in result.err and "Traceback" not in result.err
+    assert not (tmp_path / "a.tiny.png").exists()
 
 
 def test_a_broken_video_is_one_failed_item(cli, store, tmp_path):
