@@ -47,6 +47,10 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many steps in all (tests, quick looks); None: run all epochs
     sample_count: int = 3  # fixed images per domain in the per-epoch sample grid
     quiet: bool = False
+    # Distributed runs (torchrun / --gpus, see cycletrans.train.distributed): the effective batch is
+    # processes × batch_size; scale_lr multiplies lr by the number of processes (linear scaling rule).
+    scale_lr: bool = False
+    dist_timeout: float = 10.0  # minutes a process waits in a collective for the others before giving up
 
     def __post_init__(self) -> None:
         if self.netG is None:
@@ -72,4 +76,4 @@ class TrainConfig:
 
 
 # Options that may differ between a run and its resumption without changing what is being trained.
-RESUMABLE_OVERRIDES = ("device", "workers", "quiet", "save_every", "keep", "max_steps", "out")
+RESUMABLE_OVERRIDES = ("device", "workers", "quiet", "save_every", "keep", "max_steps", "out", "dist_timeout")

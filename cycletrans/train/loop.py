@@ -23,6 +23,7 @@ from cycletrans.errors import DeviceError, EXIT_INTERRUPTED, CycletransError, In
 from cycletrans.media.images import read_rgb
 from cycletrans.nets import build_discriminator, build_generator, count_parameters
 from cycletrans.train import checkpoint as ckpt
+from cycletrans.train import distributed
 from cycletrans.train.config import RESUMABLE_OVERRIDES, TrainConfig
 from cycletrans.train.data import EpochSampler, UnpairedDataset, center_view, load_domains, to_tensor, to_uint8
 from cycletrans.train.losses import cycle_loss, identity_loss, lsgan_loss
@@ -52,15 +53,24 @@ def pick_device(name: str) -> torch.device:
 class Trainer:
     """Owns the four networks, their optimisers, the image pools and the data of one run.
 
-    Usable from Python: `Trainer(TrainConfig("photos", "monet", epochs=1, epochs_decay=0)).run()`.
+    Usable from Python: `Trainer(TrainConfig("photos", "monet", epochs=1, epochs_decay=0)).run()`. Started by
+    torchrun, it is one process of a data-parallel run (see cycletrans.train.distributed): `nets` are then the
+    plain networks (saved, used for samples) and `parallel` their DistributedDataParallel wrappers.
     """
 
     LOG_EVERY = 20  # steps averaged into one row of losses.csv
 
     def __init__(self, config: TrainConfig, resume: bool = False, console: Console | None = None):
-        self.console = console or Console(stderr=True, highlight=False, quiet=config.quiet, soft_wrap=True)
+        self.world = distributed.World.from_env()
+        self.console = console or Console(stderr=True, highlight=False, quiet=config.quiet or not self.world.is_main,
+                                          soft_wrap=True)
         self.run_dir = Path(config.out)
-        self._stop_signal: str | None = None
+        self._stop_signal: str | None = None  # set by the signal handler, at any moment
+        self._stopping = False  # the decision to stop, taken after a step (by all processes together)
+        # The device comes first: NCCL binds each process to its GPU when the process group starts.
+        self.device = (distributed.device_for(self.world, config.device) if self.world.distributed
+                       else pick_device(config.device))
+        self._owns_process_group = distributed.join(self.world, self.device, config.dist_timeout)
 
         resumed = None
         if resume:
@@ -71,12 +81,12 @@ class Trainer:
                 config = self._resumed_config(resumed[1]["config"], config)
         elif ckpt.list_checkpoints(self.run_dir):
             raise InputError(f"{self.run_dir} already holds a run; continue it with --resume, or choose another --name/--out")
+        distributed.check_same(self.world, resumed[1]["step"] if resumed else None, "the checkpoint step to resume from")
         if config.seed is None:
-            config.seed = random.SystemRandom().randrange(2**31)
+            config.seed = distributed.from_main(self.world, random.SystemRandom().randrange(2**31))
         self._validate(config)
         self.config = cfg = config
 
-        self.device = pick_device(cfg.device)
         precision = cfg.precision if cfg.precision != "auto" else ("bf16" if self.device.type == "cuda" else "fp32")
         self.precision = precision
         self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
@@ -88,14 +98,16 @@ class Trainer:
         np.random.seed(cfg.seed % 2**32)
         self.domains = load_domains(cfg.data_a, cfg.data_b)
         self.dataset = UnpairedDataset(self.domains, cfg.load_size, cfg.crop_size, cfg.flip, cfg.seed)
-        self.sampler = EpochSampler(len(self.dataset), cfg.seed)
+        self.sampler = EpochSampler(len(self.dataset), cfg.seed, self.world.rank, self.world.size)  # disjoint shards
         workers = cfg.workers if cfg.workers is not None else (0 if self.device.type == "cpu" else min(8, _cpu_count()))
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, num_workers=workers, drop_last=True,
             pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
-        self.steps_per_epoch = len(self.dataset) // cfg.batch_size
+        # Steps per epoch of each process; all take the same number (a rank with one image more skips it).
+        self.steps_per_epoch = len(self.dataset) // self.world.size // cfg.batch_size
         if self.steps_per_epoch == 0:
-            raise InputError(f"--batch-size {cfg.batch_size} is larger than the {len(self.dataset)} images per epoch")
+            per = f" for {self.world.size} processes" if self.world.distributed else ""
+            raise InputError(f"--batch-size {cfg.batch_size} is larger than the {len(self.dataset)} images per epoch{per}")
 
         # Paper notation: G: X→Y, F: Y→X, D_Y judges G's outputs, D_X judges F's.
         self.G = build_generator(cfg.netG, cfg.ngf)
@@ -107,12 +119,17 @@ class Trainer:
         betas = (cfg.beta1, 0.999)  # reference implementation: Adam(β1=0.5, β2=0.999)
         self.opt_G = torch.optim.Adam(itertools.chain(self.G.parameters(), self.F.parameters()), lr=cfg.lr, betas=betas)
         self.opt_D = torch.optim.Adam(itertools.chain(self.D_X.parameters(), self.D_Y.parameters()), lr=cfg.lr, betas=betas)
-        self.pool_X = ImagePool(cfg.pool_size, seed=cfg.seed + 1)  # paper 4: history of 50 generated images
-        self.pool_Y = ImagePool(cfg.pool_size, seed=cfg.seed + 2)
+        # paper 4: history of 50 generated images; each process keeps its own
+        rank = self.world.rank
+        self.pool_X = ImagePool(cfg.pool_size, seed=cfg.seed + 1 + 2 * rank)
+        self.pool_Y = ImagePool(cfg.pool_size, seed=cfg.seed + 2 + 2 * rank)
         self.epoch, self.step, self.epoch_step = 0, 0, 0
         if resumed is not None:
             self.load_state_dict(resumed[1])
             self.console.print(f"resuming from {resumed[0]} (epoch {self.epoch + 1}, step {self.step})")
+            self._adapt_to_world(resumed[1].get("world_size", 1))
+        self.parallel = ({name: distributed.wrap(net, self.device) for name, net in self.nets.items()}
+                         if self.world.distributed else self.nets)
         self.samples = self._fixed_samples()
         self.history: list[dict[str, float]] = []
 
@@ -152,6 +169,22 @@ class Trainer:
         if problems:
             raise InputError("; ".join(problems))
 
+    def _adapt_to_world(self, saved_world_size: int) -> None:
+        """After a resume by a different number of processes: continue the interrupted epoch where its images run
+        out, and give every rank but 0 its own pool randomness (the checkpoint holds rank 0's pools only)."""
+        if self.world.rank:
+            for key, pool in (("X", self.pool_X), ("Y", self.pool_Y)):
+                pool.rng.seed(f"pool {key}, seed {self.config.seed}, rank {self.world.rank}, step {self.step}")
+        if saved_world_size == self.world.size or not self.epoch_step:
+            return
+        skip, repeated = distributed.resume_position(self.epoch_step, saved_world_size, self.world.size,
+                                                     self.config.batch_size)
+        self.console.print(
+            f"the checkpoint was written by {saved_world_size} process(es), this run has {self.world.size}: epoch "
+            f"{self.epoch + 1} continues at step {skip} of {self.steps_per_epoch}"
+            + (f" ({repeated} of its images will be seen a second time)" if repeated else ""))
+        self.epoch_step = skip
+
     @property
     def nets(self) -> dict[str, torch.nn.Module]:
         return {"G": self.G, "F": self.F, "D_X": self.D_X, "D_Y": self.D_Y}
@@ -189,8 +222,10 @@ class Trainer:
         n = real_x.shape[0]
         lam, lam_idt = cfg.lambda_cycle, cfg.lambda_cycle * cfg.lambda_identity  # appendix 7.1: identity 0.5λ
         losses: dict[str, torch.Tensor] = {}
+        G, F, D_X, D_Y = (self.parallel[k] for k in ("G", "F", "D_X", "D_Y"))  # DDP-wrapped when distributed
 
-        # Generator step: D is held fixed (no gradients for its weights while G and F learn to fool it).
+        # Generator step: D is held fixed (no gradients for its weights while G and F learn to fool it), and
+        # runs unwrapped: there is nothing of D's to all-reduce here.
         # Each generator sees all its inputs of the step in one batch: InstanceNorm normalises every image on its
         # own, so this is the same computation as separate calls, only faster.
         use_idt = lam_idt > 0
@@ -198,10 +233,10 @@ class Trainer:
             d.requires_grad_(False)
         self.opt_G.zero_grad(set_to_none=True)
         with self._autocast():
-            f_out = self.F(torch.cat([real_y, real_x]) if use_idt else real_y)
+            f_out = F(torch.cat([real_y, real_x]) if use_idt else real_y)
             fake_x, idt_x = f_out[:n], f_out[n:]  # F(y), and F(x) for the identity loss
             g_in = [real_x] + ([real_y] if use_idt else []) + ([fake_x] if terms["backward"] else [])
-            g_out = self.G(torch.cat(g_in)).split(n)
+            g_out = G(torch.cat(g_in)).split(n)
             fake_y = g_out[0]  # G(x)
             idt_y = g_out[1] if use_idt else None  # G(y)
             rec_y = g_out[-1] if terms["backward"] else None  # G(F(y))
@@ -209,7 +244,7 @@ class Trainer:
                 losses["G_gan"] = lsgan_loss(self.D_Y(fake_y), True)
                 losses["F_gan"] = lsgan_loss(self.D_X(fake_x), True)
             if terms["forward"]:  # paper Eq. 2: x → G(x) → F(G(x)) ≈ x
-                losses["cycle_X"] = cycle_loss(self.F(fake_y), real_x) * lam
+                losses["cycle_X"] = cycle_loss(F(fake_y), real_x) * lam
             if terms["backward"]:  # y → F(y) → G(F(y)) ≈ y
                 losses["cycle_Y"] = cycle_loss(rec_y, real_y) * lam
             if use_idt:  # appendix 7.1: G(y) ≈ y and F(x) ≈ x
@@ -229,8 +264,8 @@ class Trainer:
             pooled_y = self.pool_Y.query(fake_y.detach().float()).to(real_y.dtype)
             pooled_x = self.pool_X.query(fake_x.detach().float()).to(real_x.dtype)
             with self._autocast():
-                real_score_y, fake_score_y = self.D_Y(torch.cat([real_y, pooled_y])).split(n)
-                real_score_x, fake_score_x = self.D_X(torch.cat([real_x, pooled_x])).split(n)
+                real_score_y, fake_score_y = D_Y(torch.cat([real_y, pooled_y])).split(n)
+                real_score_x, fake_score_x = D_X(torch.cat([real_x, pooled_x])).split(n)
                 losses["D_Y"] = 0.5 * (lsgan_loss(real_score_y, True) + lsgan_loss(fake_score_y, False))
                 losses["D_X"] = 0.5 * (lsgan_loss(real_score_x, True) + lsgan_loss(fake_score_x, False))
             (losses["D_X"] + losses["D_Y"]).backward()
@@ -240,26 +275,32 @@ class Trainer:
     # ----------------------------------------------------------------- the loop
     def run(self) -> None:
         cfg = self.config
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        log = LossLog(self.run_dir, resume_step=self.step if self.step else None)
+        log = None
+        if self.world.is_main:  # only rank 0 writes
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            log = LossLog(self.run_dir, resume_step=self.step if self.step else None)
         self._print_summary()
         started, steps_at_start = time.time(), self.step
         try:
-            with self._signals_trapped(), self._progress() as progress:
+            with distributed.collective_errors(), self._signals_trapped(), self._progress() as progress:
                 task = progress.add_task("", total=self.steps_per_epoch, losses="")
                 while self.epoch < cfg.total_epochs and not self._done():
                     self._run_epoch(progress, task, log)
-                    if self._stop_signal:
+                    if self._stopping:
                         break
                     if self.epoch_step == 0 and (self.epoch % cfg.save_every == 0 or self.epoch == cfg.total_epochs):
                         self.save()
-                if self._stop_signal or self.epoch_step:
+                if self._stopping or self.epoch_step:
                     self.save()  # mid-epoch: interrupted, or stopped by max_steps
+            distributed.write_weight_digests(self.world, self.nets, self.step)
         finally:
-            log.close()
+            if log is not None:
+                log.close()
+            if self._owns_process_group:
+                distributed.leave()
         elapsed = time.time() - started
         self.seconds_per_step = elapsed / max(1, self.step - steps_at_start)
-        if self._stop_signal:
+        if self._stopping:
             raise TrainingInterrupted(
                 f"{self._stop_signal}: checkpoint saved at step {self.step} in {self.run_dir}; "
                 f"continue with: cycletrans train --name {cfg.name} --out {cfg.out} --resume")
@@ -268,9 +309,17 @@ class Trainer:
     def _done(self) -> bool:
         return self.config.max_steps is not None and self.step >= self.config.max_steps
 
-    def _run_epoch(self, progress: Progress, task, log: LossLog) -> None:
+    def _agree_to_stop(self) -> bool:
+        """Stop after this step? A signal may reach the processes at different moments (or only some of them), so
+        they decide together, here and only here: all stop at the same step, or none does."""
+        if distributed.any_rank(self.world, self._stop_signal is not None, self.device) and not self._stop_signal:
+            self._stop_signal = "stop requested by another training process"
+        return self._stop_signal is not None
+
+    def _run_epoch(self, progress: Progress, task, log: LossLog | None) -> None:
         cfg = self.config
-        lr = cfg.lr * lr_factor(self.epoch, cfg.epochs, cfg.epochs_decay)  # paper 4: constant, then linear decay
+        base_lr = cfg.lr * (self.world.size if cfg.scale_lr else 1)  # linear scaling rule, see distributed.py
+        lr = base_lr * lr_factor(self.epoch, cfg.epochs, cfg.epochs_decay)  # paper 4: constant, then linear decay
         for opt in (self.opt_G, self.opt_D):
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -280,25 +329,29 @@ class Trainer:
                        description=f"epoch {self.epoch + 1}/{cfg.total_epochs}")
         window: dict[str, list[float]] = {}
         window_start = time.time()
-        for batch in self.loader:
+        for batch in itertools.islice(self.loader, self.steps_per_epoch - self.epoch_step):
             losses = self.train_step(batch["A"], batch["B"])
             self.step += 1
             self.epoch_step += 1
+            self._stopping = self._agree_to_stop()
             for key, value in losses.items():
                 window.setdefault(key, []).append(value)
             progress.update(task, advance=1, losses=_short(losses))
             last_of_epoch = self.epoch_step == self.steps_per_epoch
-            if len(window["G_total"]) >= self.LOG_EVERY or last_of_epoch or self._done() or self._stop_signal:
-                row = {k: float(np.mean(v)) for k, v in window.items()}
+            if len(window["G_total"]) >= self.LOG_EVERY or last_of_epoch or self._done() or self._stopping:
+                row = distributed.mean_over_ranks(self.world, {k: float(np.mean(v)) for k, v in window.items()},
+                                                  self.device)
                 row.update(epoch=self.epoch + 1, step=self.step, lr=lr, seconds=time.time() - window_start)
-                log.write(row)
+                if log is not None:
+                    log.write(row)
                 self.history.append(row)
                 window, window_start = {}, time.time()
-            if self._done() or self._stop_signal:
+            if self._done() or self._stopping:
                 return
         self.epoch += 1
         self.epoch_step = 0
-        self._end_of_epoch_report()
+        if self.world.is_main:
+            self._end_of_epoch_report()
 
     def _end_of_epoch_report(self) -> None:
         """Sample grid (real | translated | reconstructed, both directions) and the cycle error on fixed images."""
@@ -324,6 +377,7 @@ class Trainer:
         return {
             "config": self.config.to_dict(),
             "epoch": self.epoch, "step": self.step, "epoch_step": self.epoch_step,
+            "world_size": self.world.size,  # epoch_step counts the steps of each of these processes
             "nets": {name: net.state_dict() for name, net in self.nets.items()},
             "optimizers": {"G": self.opt_G.state_dict(), "D": self.opt_D.state_dict()},
             "schedule": {"epoch": self.epoch, "lr_factor": lr_factor(self.epoch, self.config.epochs, self.config.epochs_decay)},
@@ -342,8 +396,12 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         self.epoch, self.step, self.epoch_step = state["epoch"], state["step"], state["epoch_step"]
 
-    def save(self) -> Path:
-        return ckpt.save_checkpoint(self.run_dir, self.state_dict(), keep=self.config.keep)
+    def save(self) -> Path | None:
+        """Rank 0 writes the checkpoint (the unwrapped nets; optimiser states are the same on every rank) while the
+        others wait for it at a barrier."""
+        path = ckpt.save_checkpoint(self.run_dir, self.state_dict(), keep=self.config.keep) if self.world.is_main else None
+        distributed.barrier(self.world)
+        return path
 
     # ----------------------------------------------------------------- what the user sees
     @contextlib.contextmanager
@@ -354,8 +412,12 @@ class Trainer:
             return
 
         def handler(signum, frame):
-            if self._stop_signal:  # a second Ctrl-C: stop now
-                raise KeyboardInterrupt
+            if self._stop_signal:
+                # Distributed: torchrun forwards the terminal's Ctrl-C a second time and escalates to SIGKILL itself
+                # after its shutdown timeout; stopping now would lose the checkpoint the other ranks are waiting for.
+                if self.world.distributed:
+                    return
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now
             self._stop_signal = signal.Signals(signum).name
             self.console.print(f"\n{self._stop_signal}: finishing this step and saving a checkpoint ...")
 
@@ -371,7 +433,7 @@ class Trainer:
         return Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _SpeedColumn(),
             TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=self.console, disable=self.config.quiet or not self.console.is_terminal)
+            console=self.console, disable=self.config.quiet or not self.world.is_main or not self.console.is_terminal)
 
     def _print_summary(self) -> None:
         cfg, d = self.config, self.domains
@@ -381,11 +443,16 @@ class Trainer:
         if d.skipped:
             table.add_row("skipped", f"{len(d.skipped)} unreadable files (e.g. {d.skipped[0]})")
         table.add_row("device", f"{self.device} ({self.precision})")
+        if self.world.distributed:
+            table.add_row("processes", f"{self.world.size} ({'NCCL' if self.device.type == 'cuda' else 'gloo'}), "
+                                       f"each on its own shard of domain X; effective batch "
+                                       f"{self.world.size * cfg.batch_size}")
         table.add_row("networks", f"G, F: {cfg.netG} ngf {cfg.ngf}, {count_parameters(self.G):,} params each; "
                                   f"D_X, D_Y: PatchGAN ndf {cfg.ndf}, {count_parameters(self.D_X):,} params each")
         table.add_row("objective", f"{cfg.objective}, λ_cycle {cfg.lambda_cycle}, λ_identity {cfg.lambda_identity}, pool {cfg.pool_size}")
         table.add_row("schedule", f"{cfg.epochs} + {cfg.epochs_decay} decay epochs × {self.steps_per_epoch} steps, "
-                                  f"batch {cfg.batch_size}, Adam lr {cfg.lr} β1 {cfg.beta1}")
+                                  f"batch {cfg.batch_size}, Adam lr {cfg.lr}"
+                                  f"{f' × {self.world.size} (--scale-lr)' if cfg.scale_lr else ''} β1 {cfg.beta1}")
         table.add_row("images", f"load {cfg.load_size} → crop {cfg.crop_size}{', flip' if cfg.flip else ''}; seed {cfg.seed}")
         table.add_row("run folder", str(self.run_dir))
         self.console.print(table)
