@@ -98,8 +98,11 @@ class Trainer:
         np.random.seed(cfg.seed % 2**32)
         self.domains = load_domains(cfg.data_a, cfg.data_b)
         self.dataset = UnpairedDataset(self.domains, cfg.load_size, cfg.crop_size, cfg.flip, cfg.seed)
+        distributed.check_same(self.world, (len(self.domains.images_a), len(self.domains.images_b)),
+                               "the number of images in the two folders")  # else they run different step counts
         self.sampler = EpochSampler(len(self.dataset), cfg.seed, self.world.rank, self.world.size)  # disjoint shards
-        workers = cfg.workers if cfg.workers is not None else (0 if self.device.type == "cpu" else min(8, _cpu_count()))
+        workers = cfg.workers if cfg.workers is not None else (
+            0 if self.device.type == "cpu" else max(1, min(8, _cpu_count() // self.world.local_size)))
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, num_workers=workers, drop_last=True,
             pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
