@@ -1,8 +1,9 @@
 """Data-parallel training: one process per GPU (or per CPU slot with gloo), started by torchrun or by `--gpus N`.
 
-Every process holds the four networks, reads its own disjoint shard of domain A each epoch (with its own random
-partners from B), and DistributedDataParallel averages the gradients at every step, so the copies stay
-identical. The effective batch is therefore world_size × batch_size. The learning rate stays the paper's unless
+Every process holds the four networks, reads its own disjoint shard of domain A each epoch, and
+DistributedDataParallel averages the gradients at every step, so the copies stay identical. The B partner of an
+item is drawn from (seed, epoch, item index); the processes' indices are disjoint, so each draws its own partners,
+and an epoch pairs the same images whatever the number of processes. Each process keeps its own image pool. The effective batch is therefore world_size × batch_size. The learning rate stays the paper's unless
 `scale_lr` asks for the linear scaling rule (Goyal et al. 2017): lr × world_size, which keeps the step size per
 image that --lr and --batch-size describe for one process. CycleGAN's Adam at lr 2e-4 was tuned for batch 1 and
 GAN balance is sensitive to it, hence off by default.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import inspect
 import json
 import os
 import sys
@@ -91,11 +94,14 @@ def join(world: World, device: torch.device, timeout_minutes: float) -> bool:
         # A failed or timed-out NCCL collective tears the process down (torchrun then stops the others) instead
         # of leaving it blocked on the GPU.
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
-    elif "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world.local_size))  # share the cores between ranks
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    elif "OMP_NUM_THREADS" not in os.environ:  # torchrun sets it; --gpus does not
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch.set_num_threads(max(1, cores // world.local_size))  # share the cores between the local ranks
+    options: dict[str, Any] = {"timeout": timedelta(minutes=timeout_minutes)}
+    if device.type == "cuda" and "device_id" in inspect.signature(dist.init_process_group).parameters:
+        options["device_id"] = device  # binds NCCL to this GPU now (torch >= 2.3): early errors, quiet barriers
     with collective_errors():
-        dist.init_process_group(backend, timeout=timedelta(minutes=timeout_minutes))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", **options)
     return True
 
 
@@ -208,8 +214,6 @@ def write_weight_digests(world: World, nets: dict[str, torch.nn.Module], step: i
 
 
 def state_digest(state: dict[str, torch.Tensor]) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for key in sorted(state):
         h.update(key.encode())
@@ -249,9 +253,9 @@ def launch(nproc: int, args: list[str], shutdown_seconds: int = 120) -> int:
         rank, failure = err.get_first_failure()
         if failure.exitcode >= 0:
             return failure.exitcode
-        sig = signal.Signals(-failure.exitcode)
-        if sig in (signal.SIGINT, signal.SIGTERM):
+        if -failure.exitcode in (signal.SIGINT, signal.SIGTERM):
             return EXIT_INTERRUPTED
-        raise CycletransError(f"training process {rank} was killed by {sig.name}"
-                              + (" (out of memory?)" if sig == signal.SIGKILL else "")) from None
+        name = signal.Signals(-failure.exitcode).name if -failure.exitcode in signal.valid_signals() else "a signal"
+        raise CycletransError(f"training process {rank} was killed by {name}"
+                              + (" (out of memory?)" if -failure.exitcode == signal.SIGKILL else "")) from None
     return 0
