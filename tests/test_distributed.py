@@ -41,17 +41,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(args: list[str], digests: Path, **popen) -> subprocess.Popen:
+def launch(args: list[str], digests: Path) -> subprocess.Popen:
+    """`python <args>` in a process group of its own (like a terminal job), each rank dumping its weight digests."""
     env = {**os.environ, DEBUG_DIGESTS_ENV: str(digests), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **popen)
+                            text=True, start_new_session=True)
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
     try:
         _, err = proc.communicate(timeout=LIMIT)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL) if proc.pid else None
+        os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail("the distributed run hung")
     return proc.returncode, err
 
@@ -65,7 +66,7 @@ def test_torchrun_two_processes_stay_in_sync_and_resume_on_one(domains, tmp_path
     run = tmp_path / "run"
     proc = launch(["-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
                    "-m", "cycletrans", "train", str(a), str(b), "--out", str(run), "--epochs", "2",
-                   "--epochs-decay", "1", "--max-steps", "6", *TINY], tmp_path / "digests", start_new_session=True)
+                   "--epochs-decay", "1", "--max-steps", "6", *TINY], tmp_path / "digests")
     code, err = finish(proc)
     assert code == 0, err
 
@@ -104,7 +105,7 @@ def test_gpus_option_on_cpu_launches_processes_and_ctrl_c_saves_once(domains, tm
     a, b = domains
     run = tmp_path / "run"
     proc = launch(["-m", "cycletrans", "train", str(a), str(b), "--out", str(run), "--epochs", "500",
-                   "--epochs-decay", "0", "--gpus", "2", *TINY], tmp_path / "digests", start_new_session=True)
+                   "--epochs-decay", "0", "--gpus", "2", *TINY], tmp_path / "digests")
     deadline = time.time() + LIMIT
     while not ckpt.list_checkpoints(run) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -117,6 +118,25 @@ def test_gpus_option_on_cpu_launches_processes_and_ctrl_c_saves_once(domains, tm
     assert rank0["nets"] == rank1["nets"] and rank0["step"] == rank1["step"]
     last = ckpt.load_checkpoint_file(ckpt.list_checkpoints(run)[-1])
     assert last["step"] == rank0["step"] and last["world_size"] == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the processes through Linux /proc")
+def test_a_dead_process_ends_the_run_instead_of_hanging_it(domains, tmp_path):
+    """Rank 1 is killed (as by the OOM killer): rank 0 stops with a clear line, the launcher names the culprit."""
+    a, b = domains
+    proc = launch(["-m", "cycletrans", "train", str(a), str(b), "--out", str(tmp_path / "run"), "--epochs", "500",
+                   "--epochs-decay", "0", "--gpus", "2", "--dist-timeout", "0.5", *TINY], tmp_path / "digests")
+    deadline = time.time() + LIMIT
+    while not ckpt.list_checkpoints(tmp_path / "run") and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    rank1 = [pid for pid in children if b"RANK=1" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")]
+    assert len(rank1) == 1, children
+    os.kill(int(rank1[0]), signal.SIGKILL)
+    started = time.time()
+    code, err = finish(proc)
+    assert code == 2 and time.time() - started < 60, err
+    assert "training process 1 was killed by SIGKILL" in err and "Traceback" not in err
 
 
 def test_gpus_without_cuda_is_a_clear_error(cli, domains, tmp_path):
