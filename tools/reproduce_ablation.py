@@ -2,7 +2,7 @@
 labels ↔ scenes pair (cycletrans.synthetic), on a CPU.
 
     python tools/reproduce_ablation.py                       # 5 runs, 2 at a time, 1 thread each
-    python tools/reproduce_ablation.py --epochs 3 --epochs-decay 3 --jobs 2 --work runs/ablation
+    python tools/reproduce_ablation.py --seeds 0,1,2         # each objective with three training seeds
 
 Trains the five objectives of TrainConfig (cycle alone, GAN alone, GAN + forward cycle, GAN + backward cycle, full
 CycleGAN) with the same data, seed, networks and schedule; identity loss off, as in the paper's Cityscapes runs
@@ -10,7 +10,8 @@ CycleGAN) with the same data, seed, networks and schedule; identity loss off, as
 on the paired test set with cycletrans.evaluate: labels → scenes by the FCN-score stand-in (the fixed scene
 segmenter reads the labels back out of the generated scene) plus PSNR/SSIM against the true rendering, and
 scenes → labels by per-pixel accuracy, per-class accuracy and class IoU. Writes <work>/results.json and
-<work>/table.md (markdown, the paper's layout), and prints the table.
+<work>/table.md (markdown, the paper's layout; mean ± sd with several seeds), and prints the table. Runs already
+trained in <work> are not trained again, only evaluated.
 """
 
 from __future__ import annotations
@@ -37,59 +38,62 @@ ROWS = {"cycle": "Cycle alone", "gan": "GAN alone", "gan+forward": "GAN + forwar
 def make_data(folder: Path, size: int, train: int, test: int, seed: int) -> None:
     from cycletrans.synthetic import make_domains
 
-    if (folder / "palette.json").is_file():
-        return
-    make_domains(folder, "labels2scenes", size, train, test, seed, force=True)
+    if not (folder / "palette.json").is_file():  # written last: its presence marks a complete set
+        make_domains(folder, "labels2scenes", size, train, test, seed, force=True)
 
 
-def train_command(args, objective: str, run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "cycletrans", "train", str(args.work / "data"), "--out", str(run_dir),
-            "--name", run_dir.name, "--objective", objective, "--load-size", str(args.size),
+def run_dir(args, seed: int, objective: str) -> Path:
+    return args.work / f"seed_{seed}" / "runs" / _slug(objective)
+
+
+def train_command(args, seed: int, objective: str) -> list[str]:
+    out = run_dir(args, seed, objective)
+    return [sys.executable, "-m", "cycletrans", "train", str(args.work / "data"), "--out", str(out),
+            "--name", out.name, "--objective", objective, "--load-size", str(args.size),
             "--crop-size", str(args.size), "--ngf", str(args.ngf), "--ndf", str(args.ndf),
             "--epochs", str(args.epochs), "--epochs-decay", str(args.epochs_decay),
-            "--lambda-identity", "0", "--seed", str(args.seed), "--device", "cpu", "--keep", "1",
-            "--save-every", "1000", "--quiet"]
+            "--lambda-identity", "0",  # paper 5.1: no identity loss for labels ↔ photos
+            "--seed", str(seed), "--device", "cpu", "--keep", "1", "--save-every", "1000", "--quiet"]
 
 
-def train_all(args, objectives: list[str]) -> dict[str, float]:
-    """Train every objective not yet trained, `args.jobs` at a time, each on `args.threads` threads.
-    Returns the wall time of each run (seconds), also kept in <run>/wall_seconds for later invocations."""
+def train_all(args, jobs: list[tuple[int, str]]) -> dict[tuple[int, str], float]:
+    """Train every (seed, objective) not yet trained, `args.jobs` at a time, each on `args.threads` threads.
+    Returns the wall time of each run (seconds), kept in <run>/wall_seconds so a rerun only evaluates."""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    pending = [o for o in objectives if not (args.work / "runs" / _slug(o) / "wall_seconds").is_file()]
-    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    pending = [job for job in jobs if not (run_dir(args, *job) / "wall_seconds").is_file()]
+    running: dict[tuple[int, str], tuple[subprocess.Popen, float, Path]] = {}
     while pending or running:
         while pending and len(running) < args.jobs:
-            objective = pending.pop(0)
-            run_dir = args.work / "runs" / _slug(objective)
-            log = open(args.work / f"train_{_slug(objective)}.log", "w")
-            print(f"training {objective} -> {run_dir}", file=sys.stderr, flush=True)
-            proc = subprocess.Popen(train_command(args, objective, run_dir), env=env, stdout=log, stderr=log)
-            running[objective] = (proc, time.time())
+            job = pending.pop(0)
+            log_path = run_dir(args, *job).parent.parent / f"train_{_slug(job[1])}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            print(f"training {job[1]} (seed {job[0]}) -> {run_dir(args, *job)}", file=sys.stderr, flush=True)
+            with open(log_path, "w") as log:
+                proc = subprocess.Popen(train_command(args, *job), env=env, stdout=log, stderr=log)
+            running[job] = (proc, time.time(), log_path)
         time.sleep(2)
-        for objective, (proc, started) in list(running.items()):
+        for job, (proc, started, log_path) in list(running.items()):
             if proc.poll() is None:
                 continue
-            del running[objective]
+            del running[job]
             if proc.returncode != 0:
-                raise SystemExit(f"training {objective} failed (exit {proc.returncode}); see "
-                                 f"{args.work / f'train_{_slug(objective)}.log'}")
+                raise SystemExit(f"training {job[1]} (seed {job[0]}) failed (exit {proc.returncode}); see {log_path}")
             seconds = time.time() - started
-            atomic_write_text(args.work / "runs" / _slug(objective) / "wall_seconds", f"{seconds:.1f}\n")
-            print(f"  {objective}: {seconds:.0f} s", file=sys.stderr, flush=True)
-    return {o: float((args.work / "runs" / _slug(o) / "wall_seconds").read_text()) for o in objectives}
+            atomic_write_text(run_dir(args, *job) / "wall_seconds", f"{seconds:.1f}\n")
+            print(f"  {job[1]} (seed {job[0]}): {seconds:.0f} s", file=sys.stderr, flush=True)
+    return {job: float((run_dir(args, *job) / "wall_seconds").read_text()) for job in jobs}
 
 
-def evaluate_run(args, objective: str) -> dict:
+def evaluate_run(args, seed: int, objective: str) -> dict:
     """Export one run (fp32 only) and score both directions on the paired test set."""
     from cycletrans.engine import Engine
     from cycletrans.evaluate import FolderEvaluation
     from cycletrans.export import export_run
     from cycletrans.styles import resolve_style
 
-    run_dir = args.work / "runs" / _slug(objective)
-    style_dir = args.work / "styles" / _slug(objective)
+    style_dir = args.work / f"seed_{seed}" / "styles" / _slug(objective)
     if not (style_dir / "card.json").is_file():
-        export_run(run_dir, _slug(objective), fp16=False, overwrite=True, out=style_dir)
+        export_run(run_dir(args, seed, objective), _slug(objective), fp16=False, overwrite=True, out=style_dir)
     style = resolve_style(None, style_dir)
     G = Engine.for_style(style, device="cpu", batch_size=10, threads=args.threads)
     F = Engine.for_style(style, reverse=True, device="cpu", batch_size=10, threads=args.threads)
@@ -100,42 +104,65 @@ def evaluate_run(args, objective: str) -> dict:
             "cycle": to_scenes["cycle"]}
 
 
-def table(results: dict, args, seconds: dict[str, float]) -> str:
+# Table columns: (header, how to read the value from one run's result, digits).
+TABLE4 = [("Per-pixel acc.", lambda r: r["labels_to_scenes"]["fcn_score"]["pixel_accuracy"], 3),
+          ("Per-class acc.", lambda r: r["labels_to_scenes"]["fcn_score"]["class_accuracy"], 3),
+          ("Class IoU", lambda r: r["labels_to_scenes"]["fcn_score"]["class_iou"], 3),
+          ("PSNR (dB)", lambda r: r["labels_to_scenes"]["psnr"], 2),
+          ("SSIM", lambda r: r["labels_to_scenes"]["ssim"], 3)]
+TABLE5 = [("Per-pixel acc.", lambda r: r["scenes_to_labels"]["pixel_accuracy"], 3),
+          ("Per-class acc.", lambda r: r["scenes_to_labels"]["class_accuracy"], 3),
+          ("Class IoU", lambda r: r["scenes_to_labels"]["class_iou"], 3),
+          ("cycle error x→G→F", lambda r: r["cycle"]["input"]["l1"], 4),
+          ("cycle error y→F→G", lambda r: r["cycle"]["target"]["l1"], 4)]
+
+
+def _cell(values: list[float], digits: int) -> str:
+    import numpy as np
+
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+
+
+def _rows(columns, results: dict, seeds: list[int], objectives: list[str]) -> list[str]:
+    lines = ["| Loss | " + " | ".join(h for h, _, _ in columns) + " |",
+             "| --- |" + " ---: |" * len(columns)]
+    for objective in objectives:
+        cells = [_cell([read(results[s][objective]) for s in seeds], digits) for _, read, digits in columns]
+        lines.append(f"| {ROWS[objective]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def table(results: dict, args, seconds: dict[tuple[int, str], float]) -> str:
+    seeds, objectives = list(results), list(next(iter(results.values())))
     steps = (args.epochs + args.epochs_decay) * args.train
-    first = next(iter(results.values()))
-    ceiling = first["labels_to_scenes"]["fcn_score_real"]
-    lines = [
-        f"**Table 4 (small scale): FCN-score stand-in, labels → scenes** ({args.test} test pairs, {args.size} px)",
-        "",
-        "| Loss | Per-pixel acc. | Per-class acc. | Class IoU | PSNR (dB) | SSIM |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for objective, r in results.items():
-        fcn, img = r["labels_to_scenes"]["fcn_score"], r["labels_to_scenes"]
-        lines.append(f"| {ROWS[objective]} | {fcn['pixel_accuracy']:.3f} | {fcn['class_accuracy']:.3f} | "
-                     f"{fcn['class_iou']:.3f} | {img['psnr']:.2f} | {img['ssim']:.3f} |")
+    ceiling = results[seeds[0]][objectives[0]]["labels_to_scenes"]["fcn_score_real"]
+    over = f"mean ± sd over training seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else f"training seed {seeds[0]}"
+    lines = [f"**Table 4 (small scale): FCN-score stand-in, labels → scenes** ({args.test} test pairs, "
+             f"{args.size} px; {over})", ""]
+    lines += _rows(TABLE4, results, seeds, objectives)
     lines.append(f"| *true renderings (the segmenter's ceiling)* | {ceiling['pixel_accuracy']:.3f} | "
                  f"{ceiling['class_accuracy']:.3f} | {ceiling['class_iou']:.3f} | – | – |")
+    lines += ["", f"**Table 5 (small scale): scenes → labels** ({args.test} test pairs, {args.size} px; {over})", ""]
+    lines += _rows(TABLE5, results, seeds, objectives)
+    minutes = {o: [seconds[(s, o)] / 60 for s in seeds] for o in objectives}
     lines += [
         "",
-        f"**Table 5 (small scale): scenes → labels** ({args.test} test pairs, {args.size} px)",
-        "",
-        "| Loss | Per-pixel acc. | Per-class acc. | Class IoU | cycle error x→G→F | cycle error y→F→G | train wall time |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for objective, r in results.items():
-        lab, cyc = r["scenes_to_labels"], r["cycle"]
-        lines.append(f"| {ROWS[objective]} | {lab['pixel_accuracy']:.3f} | {lab['class_accuracy']:.3f} | "
-                     f"{lab['class_iou']:.3f} | {cyc['input']['l1']:.4f} | {cyc['target']['l1']:.4f} | "
-                     f"{seconds[objective] / 60:.1f} min |")
-    lines += [
+        "Training wall time per run (min" + (", per seed" if len(seeds) > 1 else "") + "): " + "; ".join(
+            f"{ROWS[o]} {', '.join(f'{m:.1f}' for m in minutes[o])}" for o in objectives) + ".",
         "",
         f"Setup: synthetic labels2scenes, {args.train}+{args.train} unpaired training images, {args.size} px, data "
         f"seed {args.data_seed}; resnet6 generators ngf {args.ngf}, PatchGAN ndf {args.ndf}; "
-        f"{args.epochs}+{args.epochs_decay} epochs = {steps} steps of batch 1, λ=10, identity loss off, pool 50, "
-        f"training seed {args.seed}; CPU, {args.jobs} runs at a time, {args.threads} thread(s) each "
-        f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other work).",
+        f"{args.epochs}+{args.epochs_decay} epochs = {steps} steps of batch 1, λ=10, identity loss off, pool 50; "
+        f"CPU, {args.jobs} runs at a time, {args.threads} thread(s) each "
+        f"({platform.machine()}, {os.cpu_count()} cores shared with other work).",
     ]
+    if len(seeds) > 1:
+        for seed in seeds:
+            lines += ["", f"<details><summary>seed {seed}</summary>", ""]
+            lines += _rows(TABLE4, results, [seed], objectives) + [""] + _rows(TABLE5, results, [seed], objectives)
+            lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
 
@@ -146,12 +173,14 @@ def _slug(objective: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=Path("runs/ablation"), help="data, runs, styles and results")
+    parser.add_argument("--work", type=Path, default=Path("runs/ablation"),
+                        help="data/, seed_N/ (runs, styles, logs), results.json, table.md")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--train", type=int, default=200, help="training images per domain")
     parser.add_argument("--test", type=int, default=50, help="paired test images")
     parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0, help="training seed (the same for every objective)")
+    parser.add_argument("--seeds", default="0", help="training seeds, comma-separated (each objective once per seed)")
+    parser.add_argument("--seed", type=int, help="one training seed (same as --seeds N)")
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--ndf", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=3)
@@ -165,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [o for o in objectives if o not in OBJECTIVES]
     if unknown:
         parser.error(f"unknown objectives {unknown}; choose from {', '.join(OBJECTIVES)}")
+    seeds = [args.seed] if args.seed is not None else [int(s) for s in args.seeds.split(",") if s.strip()]
 
     import torch
 
@@ -172,15 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.time()
     make_data(args.work / "data", args.size, args.train, args.test, args.data_seed)
-    seconds = train_all(args, objectives)
-    results = {}
-    for objective in sorted(objectives, key=list(ROWS).index):  # the paper's row order
-        results[objective] = evaluate_run(args, objective)
-        print(f"evaluated {objective}", file=sys.stderr, flush=True)
+    seconds = train_all(args, [(seed, o) for seed in seeds for o in objectives])
+    ordered = sorted(objectives, key=list(ROWS).index)  # the paper's row order
+    results = {seed: {o: evaluate_run(args, seed, o) for o in ordered} for seed in seeds}
     markdown = table(results, args, seconds)
     atomic_write_text(args.work / "results.json", json.dumps(
         {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-         "train_seconds": seconds, "total_seconds": time.time() - started, "results": results}, indent=2) + "\n")
+         "train_seconds": {str(s): {o: seconds[(s, o)] for o in ordered} for s in seeds},
+         "total_seconds": time.time() - started, "results": {str(s): r for s, r in results.items()}},
+        indent=2) + "\n")
     atomic_write_text(args.work / "table.md", markdown)
     print(markdown)
     print(f"total {time.time() - started:.0f} s; results in {args.work / 'results.json'}", file=sys.stderr)
