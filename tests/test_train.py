@@ -70,9 +70,16 @@ def test_one_epoch_writes_checkpoint_samples_and_losses(cli, domains, tmp_path):
 def test_dataset_folder_with_trainA_trainB(cli, tmp_path):
     make_image_folder(tmp_path / "ds" / "trainA", 2, (36, 36), seed=1)
     make_image_folder(tmp_path / "ds" / "trainB", 2, (36, 36), seed=2)
+    make_image_folder(tmp_path / "ds" / "testA", 2, (36, 36), seed=3)
+    make_image_folder(tmp_path / "ds" / "testB", 2, (36, 36), seed=4)
     result = cli("train", tmp_path / "ds", "--out", tmp_path / "run", "--epochs", "1", "--epochs-decay", "0", *TINY)
     assert result.code == 0, result.err
     assert ckpt.list_checkpoints(tmp_path / "run")
+    # The quality report uses the held-out test images beside trainA/trainB, and scores the paired ones.
+    header, row = (tmp_path / "run" / "quality.csv").read_text().splitlines()
+    quality = dict(zip(header.split(","), row.split(",")))
+    assert quality["held_out"] == "1" and quality["images"] == "2"
+    assert 0 < float(quality["cycle_error_X"]) < 1 and "G_psnr" in quality
 
 
 def test_resume_continues_exactly(domains, tmp_path):
@@ -198,7 +205,7 @@ def test_no_data_given(cli):
 
 
 def test_bad_option_values(cli, domains, tmp_path):
-    result = cli("train", *domains, "--out", tmp_path / "r", "--objective", "nope", "--load-size", "16", *TINY)
+    result = cli("train", *domains, "--out", tmp_path / "r", *TINY, "--objective", "nope", "--load-size", "16")
     assert result.code == 2
     assert "--objective must be one of" in result.err and "--load-size (16) must be at least --crop-size" in result.err
 

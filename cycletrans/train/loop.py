@@ -28,6 +28,7 @@ from cycletrans.train.config import RESUMABLE_OVERRIDES, TrainConfig
 from cycletrans.train.data import EpochSampler, UnpairedDataset, center_view, load_domains, to_tensor, to_uint8
 from cycletrans.train.losses import cycle_loss, identity_loss, lsgan_loss
 from cycletrans.train.pool import ImagePool
+from cycletrans.train.quality import QualityLog, epoch_quality
 from cycletrans.train.report import LossLog, save_grid
 from cycletrans.train.schedule import lr_factor
 
@@ -193,23 +194,14 @@ class Trainer:
         return {"G": self.G, "F": self.F, "D_X": self.D_X, "D_Y": self.D_Y}
 
     def _fixed_samples(self) -> dict[str, torch.Tensor]:
-        """A few fixed images per domain for the sample grids and the cycle-error report: from testA/testB when
-        the dataset has them (held out), else the first training images."""
+        """The first few images of each domain, shown in every epoch's sample grid."""
         out = {}
-        for key, folder, train_images in (("A", self.domains.folder_a, self.domains.images_a),
-                                          ("B", self.domains.folder_b, self.domains.images_b)):
-            held_out = folder.parent / f"test{key}" if folder.name == f"train{key}" else None
-            from cycletrans.media.images import list_images
-
-            images = list_images(held_out)[: self.config.sample_count] if held_out and held_out.is_dir() else []
+        for key, images in (("A", self.domains.images_a), ("B", self.domains.images_b)):
             tensors = []
-            for path in images or train_images[: self.config.sample_count]:
+            for path in images[: self.config.sample_count]:
                 with contextlib.suppress(InputError):
                     tensors.append(to_tensor(center_view(read_rgb(path), self.config.crop_size)))
             out[key] = torch.stack(tensors)
-        self.samples_held_out = all(
-            (f.parent / f"test{k}").is_dir() and f.name == f"train{k}"
-            for k, f in (("A", self.domains.folder_a), ("B", self.domains.folder_b)))
         return out
 
     # ----------------------------------------------------------------- one step
@@ -282,6 +274,7 @@ class Trainer:
         if self.world.is_main:  # only rank 0 writes
             self.run_dir.mkdir(parents=True, exist_ok=True)
             log = LossLog(self.run_dir, resume_step=self.step if self.step else None)
+            self.quality_log = QualityLog(self.run_dir, resume_step=self.step if self.step else None)
         self._print_summary()
         started, steps_at_start = time.time(), self.step
         try:
@@ -357,7 +350,8 @@ class Trainer:
             self._end_of_epoch_report()
 
     def _end_of_epoch_report(self) -> None:
-        """Sample grid (real | translated | reconstructed, both directions) and the cycle error on fixed images."""
+        """Sample grid (real | translated | reconstructed, both directions), then the quality report: cycle errors
+        and, with paired test folders, the eval metrics (quality.csv)."""
         with torch.no_grad(), self._autocast():
             a, b = self.samples["A"].to(self.device), self.samples["B"].to(self.device)
             g_a = self.G(a); f_g_a = self.F(g_a)
@@ -365,15 +359,16 @@ class Trainer:
         rows = [[to_uint8(t) for t in triple] for triple in zip(a, g_a, f_g_a)]
         rows += [[to_uint8(t) for t in triple] for triple in zip(b, f_b, g_f_b)]
         save_grid(rows, self.run_dir / "samples" / f"epoch_{self.epoch:04d}.png")
-        # L1 on [0, 1] images, the cycle-reconstruction error of both directions.
-        self.cycle_error = {
-            "X": float((f_g_a.float() - a).abs().mean() / 2),
-            "Y": float((g_f_b.float() - b).abs().mean() / 2),
-        }
-        which = "held-out test" if self.samples_held_out else "fixed training"
+        self.quality = epoch_quality(self.G, self.F, self.domains.folder_a, self.domains.folder_b,
+                                     self.config.crop_size, self.device, self._autocast)
+        self.quality_log.write({"epoch": self.epoch, "step": self.step, **self.quality})
+        which = "held-out" if self.quality["held_out"] else "training"
+        scores = "  ".join(f"{k} {v:.3f}" for k, v in self.quality.items()
+                           if k.startswith(("G_", "F_")) and isinstance(v, float))
         self.console.print(
-            f"epoch {self.epoch}: cycle error on {which} images  X→Y→X {self.cycle_error['X']:.4f}  "
-            f"Y→X→Y {self.cycle_error['Y']:.4f}   samples/epoch_{self.epoch:04d}.png")
+            f"epoch {self.epoch}: cycle error on {self.quality['images']} {which} images  "
+            f"X→Y→X {self.quality['cycle_error_X']:.4f}  Y→X→Y {self.quality['cycle_error_Y']:.4f}"
+            + (f"  {scores}" if scores else "") + f"   samples/epoch_{self.epoch:04d}.png")
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict:
