@@ -3,8 +3,8 @@ a few held-out images and, when the data set has paired test folders, the paper'
 images, so a run shows its quality over time in quality.csv and not only its losses.
 
 The images are the first `limit` of testA/ and testB/ beside trainA/ and trainB/ (else of the training folders,
-marked `held_out: 0`), read once per process and resized to the crop size. Paired scoring needs testA/i and testB/i
-to draw the same scene (as `cycletrans.synthetic` writes them): a target that looks like a label map is scored with
+marked `held_out: 0`), read once per process and resized to the crop size. Paired scoring needs every testA/NAME to have a
+testB/NAME of the same scene (as `cycletrans.synthetic` writes them; otherwise only the cycle errors): a target that looks like a label map is scored with
 the Cityscapes metrics through palette.json (else its own colours), any other target with PSNR/SSIM/L1; for the
 synthetic labels → scenes task the FCN-score stand-in is added, as `cycletrans eval` does. The keys are flat, G for
 X→Y (A→B) and F for Y→X, ready for one CSV row per epoch (`QualityLog`).
@@ -109,7 +109,9 @@ def _probe_images(folder_a: Path, folder_b: Path, crop_size: int, limit: int) ->
     paired = False
     if held_out:
         pairing = pair_folders(test_a, test_b)
-        paired = bool(pairing.pairs)
+        # Paired only when every file has its partner, as `cycletrans eval` requires: two unpaired test sets
+        # that happen to share a few names are not scored against each other.
+        paired = bool(pairing.pairs) and not pairing.unmatched_inputs and not pairing.unmatched_targets
         if paired:
             paths_a = [a for a, _ in pairing.pairs[:limit]]
             paths_b = [b for _, b in pairing.pairs[:limit]]
@@ -149,7 +151,7 @@ def epoch_quality(G: torch.nn.Module, F: torch.nn.Module, folder_a: str | Path, 
     the trainer's autocast context (e.g. `trainer._autocast`). The networks are only run (no_grad), never switched
     between train and eval mode: they have no dropout and InstanceNorm keeps no running statistics.
 
-    Returns a flat dict: held_out (1/0), images, cycle_error_X = |F(G(a)) − a|, cycle_error_Y = |G(F(b)) − b|
+    Returns a flat dict: held_out (1/0), images_X, images_Y (used per domain), cycle_error_X = |F(G(a)) − a|, cycle_error_Y = |G(F(b)) − b|
     (mean L1 on [0, 1], as `cycletrans eval`), then per direction G_* and F_*: pixel/class accuracy and class IoU
     for label-map targets, psnr/ssim/l1 otherwise, plus fcn_* scores for synthetic labels → scenes."""
     probe = _probe_images(Path(folder_a), Path(folder_b), int(crop_size), int(limit))
@@ -159,7 +161,7 @@ def epoch_quality(G: torch.nn.Module, F: torch.nn.Module, folder_a: str | Path, 
         g_a = G(a); f_g_a = F(g_a)
         f_b = F(b); g_f_b = G(f_b)
     g_a, f_g_a, f_b, g_f_b = ([to_uint8(t) for t in batch] for batch in (g_a, f_g_a, f_b, g_f_b))
-    row: dict = {"held_out": int(probe.held_out), "images": len(probe.a_uint8),
+    row: dict = {"held_out": int(probe.held_out), "images_X": len(probe.a_uint8), "images_Y": len(probe.b_uint8),
                  "cycle_error_X": cycle_error(probe.a_uint8, f_g_a), "cycle_error_Y": cycle_error(probe.b_uint8, g_f_b)}
     if probe.G is not None:
         row.update(_scores("G", g_a, probe.a_uint8, probe.G))
