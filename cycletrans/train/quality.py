@@ -151,7 +151,8 @@ def epoch_quality(G: torch.nn.Module, F: torch.nn.Module, folder_a: str | Path, 
     the trainer's autocast context (e.g. `trainer._autocast`). The networks are only run (no_grad), never switched
     between train and eval mode: they have no dropout and InstanceNorm keeps no running statistics.
 
-    Returns a flat dict: held_out (1/0), images_X, images_Y (used per domain), cycle_error_X = |F(G(a)) − a|, cycle_error_Y = |G(F(b)) − b|
+    Returns a flat dict: held_out (1/0), images (of domain X; Y uses as many, or all it has when fewer),
+    cycle_error_X = |F(G(a)) − a|, cycle_error_Y = |G(F(b)) − b|
     (mean L1 on [0, 1], as `cycletrans eval`), then per direction G_* and F_*: pixel/class accuracy and class IoU
     for label-map targets, psnr/ssim/l1 otherwise, plus fcn_* scores for synthetic labels → scenes."""
     probe = _probe_images(Path(folder_a), Path(folder_b), int(crop_size), int(limit))
@@ -161,7 +162,7 @@ def epoch_quality(G: torch.nn.Module, F: torch.nn.Module, folder_a: str | Path, 
         g_a = G(a); f_g_a = F(g_a)
         f_b = F(b); g_f_b = G(f_b)
     g_a, f_g_a, f_b, g_f_b = ([to_uint8(t) for t in batch] for batch in (g_a, f_g_a, f_b, g_f_b))
-    row: dict = {"held_out": int(probe.held_out), "images_X": len(probe.a_uint8), "images_Y": len(probe.b_uint8),
+    row: dict = {"held_out": int(probe.held_out), "images": len(probe.a_uint8),
                  "cycle_error_X": cycle_error(probe.a_uint8, f_g_a), "cycle_error_Y": cycle_error(probe.b_uint8, g_f_b)}
     if probe.G is not None:
         row.update(_scores("G", g_a, probe.a_uint8, probe.G))
