@@ -11,6 +11,10 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("CYCLETRANS_HOME", "/nonexistent-cycletrans-home")  # tests set their own store
+# The tests train and run tiny networks (ngf 4-8, 32-64 px): one thread per process is faster for them than
+# several, and keeps the suite from thrashing when the machine is busy. Set before torch is imported, so that
+# subprocesses (CLI runs, torchrun ranks) inherit it too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @dataclass
