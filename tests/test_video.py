@@ -371,6 +371,7 @@ def test_apply_sigint_keeps_a_playable_partial_video(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err  # EXIT_INTERRUPTED
+    assert f"kept in {partial_path(dst)}" in err and "Traceback" not in err
     assert not dst.exists()
     frames, times = decode_all(partial_path(dst))
     assert 0 < len(frames) < 150

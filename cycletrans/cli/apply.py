@@ -176,8 +176,15 @@ def _apply_video(engine, source: Path, dst: Path, skip_existing: bool, progress,
     except ImportError as err:
         return ItemResult(str(source), str(dst), "failed",
                           error=f"{source}: video inputs are not supported in this installation ({err})")
+    from cycletrans.pipelines.video import VideoInterrupted
+
     try:
         summary = translate_video(engine, source, dst, progress=progress, quiet=quiet, **options)
+    except VideoInterrupted as stop:  # Ctrl-C: say where the playable part went, then stop the run (exit 130)
+        kept = stop.result.get("output")
+        err_console.print(f"cycletrans: interrupted; {stop.result.get('frames', 0)} frames of {source} kept in {kept}"
+                          if kept else f"cycletrans: interrupted during {source}", markup=False, soft_wrap=True)
+        raise
     except Exception as err:  # PyAV raises many kinds; one broken video must not stop the others
         reason = str(err) if isinstance(err, CycletransError) else f"{source}: {type(err).__name__}: {err}"
         return ItemResult(str(source), str(dst), "failed", ms=(time.perf_counter() - start) * 1000,
