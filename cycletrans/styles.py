@@ -257,6 +257,9 @@ def new_style_folder(name: str, *, overwrite: bool = False, out: str | os.PathLi
     target = Path(out) if out is not None else user_store() / check_name(name)
     if target.exists() and not overwrite:
         raise InputError(f"{target} already exists; pick another --name or pass --force to replace it")
+    if target.exists() and not (_is_style_folder(target) or (target.is_dir() and not any(target.iterdir()))):
+        # --force replaces a style, never anything else (`export RUN -o RUN --force` would delete the run)
+        raise InputError(f"{target} exists and is not a style folder; cycletrans will not replace it, even with --force")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL_MARK}", dir=target.parent))
     try:

@@ -215,3 +215,19 @@ def test_cli_export_user_errors(cli, tmp_path, store, make):
     assert result.code == 2
     assert "cycletrans: error:" in result.err and "Traceback" not in result.err
     assert not (store / "x").exists()
+
+
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_force_never_replaces_what_is_not_a_style(exported, tmp_path, what):
+    """`export RUN -o RUN --force` (or -o onto any folder of the user's) must not delete it."""
+    target = tmp_path / "precious"
+    if what == "folder":
+        target.mkdir()
+        (target / "notes.txt").write_text("keep me")
+    else:
+        target.write_text("keep me")
+    with pytest.raises(InputError, match="not a style folder"):
+        export.export_style({"forward": exported[0]}, "s", domains=("a", "b"), train_size=None, provenance={},
+                            fp16=False, overwrite=True, out=target)
+    assert (target / "notes.txt" if what == "folder" else target).read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]  # no staging folder left behind
