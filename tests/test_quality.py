@@ -116,3 +116,37 @@ def test_quality_log_writes_rows_and_drops_rows_past_a_resumed_step(tmp_path):
     fresh = QualityLog(tmp_path)  # a new run starts a new file at its first row
     fresh.write({"epoch": 1, "step": 5, "cycle_error_X": 0.75})
     assert (tmp_path / "quality.csv").read_text().splitlines() == ["epoch,step,cycle_error_X", "1,5,0.75"]
+
+
+def test_empty_test_folders_fall_back_to_training_images(tmp_path):
+    """An empty testA/ (or one of only unreadable files) must not fail the epoch after it has been trained."""
+    make_domains(tmp_path, "day2night", SIZE, train=3, test=0, seed=1)
+    (tmp_path / "testA").mkdir()
+    (tmp_path / "testB").mkdir()
+    (tmp_path / "testB" / "broken.png").write_bytes(b"not a png")
+    row = epoch_quality(nn.Identity(), nn.Identity(), tmp_path / "trainA", tmp_path / "trainB", SIZE)
+    assert row == {"held_out": 0, "images": 3, "cycle_error_X": 0.0, "cycle_error_Y": 0.0}
+
+
+def test_unreadable_files_are_passed_over(tmp_path):
+    """More unreadable files than `limit` at the head of a folder: the readable ones after them are used."""
+    make_domains(tmp_path, "day2night", SIZE, train=3, test=0, seed=1)
+    for i in range(4):
+        (tmp_path / "trainA" / f"0000-broken{i}.png").write_bytes(b"not a png")
+    row = epoch_quality(nn.Identity(), nn.Identity(), tmp_path / "trainA", tmp_path / "trainB", SIZE, limit=2)
+    assert row == {"held_out": 0, "images": 2, "cycle_error_X": 0.0, "cycle_error_Y": 0.0}
+
+
+def test_an_unreadable_test_file_drops_its_pair_only(paired, tmp_path):
+    """testA/00000.png broken: the other pairs stay paired (and scored against the right targets)."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(paired, root)
+    (root / "testA" / list_images(root / "testA")[0].name).write_bytes(b"not a png")
+    a = [to_tensor(read_rgb(p)) for p in list_images(root / "testA")[1:]]
+    b = [to_tensor(read_rgb(p)) for p in list_images(root / "testB")[1:]]
+    G, F = Lookup(list(zip(a, b))), Lookup(list(zip(b, a)))
+    row = epoch_quality(G, F, root / "trainA", root / "trainB", SIZE)
+    assert row["held_out"] == 1 and row["images"] == 4
+    assert row["G_l1"] == 0.0 and row["F_pixel_accuracy"] == 1.0

@@ -82,6 +82,19 @@ def test_dataset_folder_with_trainA_trainB(cli, tmp_path):
     assert 0 < float(quality["cycle_error_X"]) < 1 and "G_psnr" in quality
 
 
+def test_empty_test_folders_do_not_fail_the_epoch(cli, tmp_path):
+    """testA/ and testB/ present but empty: the epoch is reported on the training images and saved."""
+    make_image_folder(tmp_path / "ds" / "trainA", 2, (36, 36), seed=1)
+    make_image_folder(tmp_path / "ds" / "trainB", 2, (36, 36), seed=2)
+    (tmp_path / "ds" / "testA").mkdir()
+    (tmp_path / "ds" / "testB").mkdir()
+    result = cli("train", tmp_path / "ds", "--out", tmp_path / "run", "--epochs", "1", "--epochs-decay", "0", *TINY)
+    assert result.code == 0, result.err
+    assert ckpt.list_checkpoints(tmp_path / "run")
+    header, row = (tmp_path / "run" / "quality.csv").read_text().splitlines()
+    assert dict(zip(header.split(","), row.split(",")))["held_out"] == "0"
+
+
 def test_resume_continues_exactly(domains, tmp_path):
     """Stopping mid-epoch and resuming gives bit-for-bit the weights of an uninterrupted run."""
     a, b = domains

@@ -2,8 +2,9 @@
 a few held-out images and, when the data set has paired test folders, the paper's metrics (5.1.1) on the same
 images, so a run shows its quality over time in quality.csv and not only its losses.
 
-The images are the first `limit` of testA/ and testB/ beside trainA/ and trainB/ (else of the training folders,
-marked `held_out: 0`), read once per process and resized to the crop size. Paired scoring needs every testA/NAME to have a
+The images are the first `limit` readable ones of testA/ and testB/ beside trainA/ and trainB/ (else, when those are
+missing, empty or unreadable, of the training folders, marked `held_out: 0`), read once per process and resized to
+the crop size. Paired scoring needs every testA/NAME to have a
 testB/NAME of the same scene (as `cycletrans.synthetic` writes them; otherwise only the cycle errors): a target that looks like a label map is scored with
 the Cityscapes metrics through palette.json (else its own colours), any other target with PSNR/SSIM/L1; for the
 synthetic labels → scenes task the FCN-score stand-in is added, as `cycletrans eval` does. The keys are flat, G for
@@ -63,20 +64,35 @@ def _held_out_folder(folder: Path, side: str) -> Path | None:
     return test if folder.name == f"train{side}" and test.is_dir() else None
 
 
-def _resized(image: np.ndarray, size: int, labels: bool) -> np.ndarray:
-    if image.shape[:2] == (size, size):
-        return image
+def _resized(images: list[np.ndarray], size: int) -> list[np.ndarray]:
     # Label maps keep their exact colours (nearest); pictures are averaged, as the trainer's sample view does.
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_NEAREST if labels else cv2.INTER_AREA)
+    interpolation = cv2.INTER_NEAREST if looks_like_labels(images) else cv2.INTER_AREA
+    return [im if im.shape[:2] == (size, size) else cv2.resize(im, (size, size), interpolation=interpolation)
+            for im in images]
 
 
-def _read_all(paths: list[Path], size: int) -> list[np.ndarray]:
+def _read_first(paths: list[Path], limit: int) -> list[np.ndarray]:
+    """The first `limit` images of `paths` that can be read; unreadable files are passed over."""
     images = []
     for path in paths:
+        if len(images) == limit:
+            break
         with contextlib.suppress(InputError):
             images.append(read_rgb(path))
-    labels = looks_like_labels(images)
-    return [_resized(im, size, labels) for im in images]
+    return images
+
+
+def _read_first_pairs(pairs: list[tuple[Path, Path]], limit: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The first `limit` pairs whose two files can both be read, so a bad file never shifts the pairing."""
+    a, b = [], []
+    for path_a, path_b in pairs:
+        if len(a) == limit:
+            break
+        with contextlib.suppress(InputError):
+            image_a, image_b = read_rgb(path_a), read_rgb(path_b)
+            a.append(image_a)
+            b.append(image_b)
+    return a, b
 
 
 def _direction(sources: list[np.ndarray], targets: list[np.ndarray], test_dir: Path) -> _Direction:
@@ -105,25 +121,25 @@ def _data_card(palette_file: Path | None) -> dict:
 def _probe_images(folder_a: Path, folder_b: Path, crop_size: int, limit: int) -> _ProbeImages:
     """The fixed images of one run, read once (the lead calls epoch_quality every epoch)."""
     test_a, test_b = _held_out_folder(folder_a, "A"), _held_out_folder(folder_b, "B")
-    held_out = test_a is not None and test_b is not None
-    paired = False
-    if held_out:
+    a, b, paired = [], [], False
+    if test_a is not None and test_b is not None and list_images(test_a) and list_images(test_b):
         pairing = pair_folders(test_a, test_b)
         # Paired only when every file has its partner, as `cycletrans eval` requires: two unpaired test sets
         # that happen to share a few names are not scored against each other.
         paired = bool(pairing.pairs) and not pairing.unmatched_inputs and not pairing.unmatched_targets
         if paired:
-            paths_a = [a for a, _ in pairing.pairs[:limit]]
-            paths_b = [b for _, b in pairing.pairs[:limit]]
+            a, b = _read_first_pairs(pairing.pairs, limit)
         else:
-            paths_a, paths_b = list_images(test_a)[:limit], list_images(test_b)[:limit]
-    else:
-        paths_a, paths_b = list_images(folder_a)[:limit], list_images(folder_b)[:limit]
-    a, b = _read_all(paths_a, crop_size), _read_all(paths_b, crop_size)
+            a, b = _read_first(list_images(test_a), limit), _read_first(list_images(test_b), limit)
+    held_out = bool(a) and bool(b)
+    if not held_out:  # no test folders, or nothing readable in them: the training images, never a failed epoch
+        paired = False
+        a, b = _read_first(list_images(folder_a), limit), _read_first(list_images(folder_b), limit)
     if not a or not b:
         raise InputError(f"no readable images for the quality report in {folder_a} or {folder_b}")
+    a, b = _resized(a, crop_size), _resized(b, crop_size)
     G_dir = F_dir = None
-    if paired and len(a) == len(b):  # an unreadable file breaks the pairing: report the cycle errors only
+    if paired:
         G_dir, F_dir = _direction(a, b, test_b), _direction(b, a, test_a)
     return _ProbeImages(torch.stack([to_tensor(im) for im in a]), torch.stack([to_tensor(im) for im in b]),
                         tuple(a), tuple(b), held_out, G_dir, F_dir)
