@@ -121,6 +121,8 @@ def test_format_collisions_and_single_file_output(cli, store, tmp_path):
     with Image.open(tmp_path / "one.webp") as image:
         assert image.format == "WEBP" and image.size == (32, 32)
     assert cli("apply", src / "a.png", "--style", "tiny", "-o", src / "a.png").code == 2  # the input itself
+    gif = cli("apply", src / "a.png", "--style", "tiny", "-o", tmp_path / "one.gif")  # read, but never written
+    assert gif.code == 2 and "cannot write .gif" in gif.err and not (tmp_path / "one.gif").exists()
 
 
 def test_skip_existing_and_max_size(cli, store, tmp_path):

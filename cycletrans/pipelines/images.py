@@ -127,6 +127,9 @@ def output_is_file(output: Path, sources: Sequence[Source]) -> bool:
     an existing folder, for a single input named directly."""
     if output.is_dir() or str(output).endswith(("/", os.sep)):
         return False
+    if is_image_path(output) and format_of(output) is None:  # -o out.gif: not a folder named out.gif either
+        raise InputError(f"-o {output}: cannot write {output.suffix} images; name a .png, .jpg, .webp, .bmp or "
+                         ".tif file, or a folder")
     has_extension = format_of(output) is not None or output.suffix.lower() in video_extensions()
     if has_extension and (len(sources) != 1 or sources[0].root is not None):
         raise InputError(f"-o {output} names one file, but there are {len(sources)} inputs; give a folder")
