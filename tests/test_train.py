@@ -217,6 +217,18 @@ def test_no_data_given(cli):
     assert result.code == 2 and "give the training images" in result.err
 
 
+def test_resume_with_nothing_to_resume_and_no_data(cli, tmp_path):
+    result = cli("train", "--resume", "--out", tmp_path / "run", *TINY)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert "nothing to resume: no checkpoint under" in result.err and "give the training images" in result.err
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_dataset_folder(cli, tmp_path):
+    result = cli("train", tmp_path / "nope", *TINY)
+    assert result.code == 2 and "nope: no such folder" in result.err
+
+
 def test_bad_option_values(cli, domains, tmp_path):
     result = cli("train", *domains, "--out", tmp_path / "r", *TINY, "--objective", "nope", "--load-size", "16")
     assert result.code == 2

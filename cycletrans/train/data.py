@@ -50,6 +50,8 @@ def resolve_folders(data_a: str | os.PathLike, data_b: str | os.PathLike | None)
     """Two folders, or one dataset folder holding trainA/ and trainB/ (the public CycleGAN datasets' layout)."""
     a = Path(data_a)
     if data_b is None:
+        if not a.is_dir():
+            raise InputError(f"{a}: {'not a folder' if a.exists() else 'no such folder'}")
         if (a / "trainA").is_dir() and (a / "trainB").is_dir():
             return a / "trainA", a / "trainB"
         raise InputError(f"{a}: give two image folders, or one folder that holds trainA/ and trainB/")
@@ -78,7 +80,8 @@ def scan_domain(folder: Path) -> tuple[list[Path], list[Path]]:
     good = [p for p in candidates if _openable(p)]
     if not good:
         raise InputError(f"{folder}: none of its {len(candidates)} image files could be read")
-    return good, [p for p in candidates if p not in set(good)]
+    readable = set(good)
+    return good, [p for p in candidates if p not in readable]
 
 
 def load_domains(data_a, data_b=None) -> Domains:

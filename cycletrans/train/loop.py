@@ -77,6 +77,9 @@ class Trainer:
         if resume:
             resumed = ckpt.load_latest(self.run_dir, warn=self.console.print)
             if resumed is None:
+                if not config.data_a:  # `train --resume` alone: there is nothing to start a new run from either
+                    raise InputError(f"nothing to resume: no checkpoint under {ckpt.checkpoint_dir(self.run_dir)} "
+                                     "(give the training images to start a new run)")
                 self.console.print(f"nothing to resume under {self.run_dir}; starting a new run")
             else:
                 config = self._resumed_config(resumed[1]["config"], config)
