@@ -432,6 +432,8 @@ def pull(name: str, *, overwrite: bool = False, fp16: bool = True,
     if target.exists() and not overwrite:
         raise InputError(f"style {full!r} is already installed at {target} (pass --force to fetch it again)")
     url = model_url(full)
+    if log:
+        log(f"downloading {url}")
     file = download(url, user_store() / ".downloads" / f"{full}.pth", progress=progress)
     try:
         return import_pth(file, full, fp16=fp16, overwrite=overwrite, provenance={"url": url}, log=log)

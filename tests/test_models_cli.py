@@ -119,6 +119,7 @@ def test_pull_resumes_a_partial_download_and_imports(cli, server, store, tmp_pat
 
     result = cli("models", "pull", "zebra", "--no-fp16")  # by alias
     assert result.code == 0, result.err
+    assert "downloading" in result.err
     assert server.requests == [("/models/horse2zebra.pth", "bytes=1000-")]
     folder = store / "horse2zebra"
     card = json.loads((folder / "card.json").read_text())
@@ -132,7 +133,7 @@ def test_pull_resumes_a_partial_download_and_imports(cli, server, store, tmp_pat
     assert np.abs(translate(folder / "forward.onnx", x) - expected).max() < 1e-4
 
     again = cli("models", "pull", "horse2zebra")
-    assert again.code == 2 and "already installed" in again.err
+    assert again.code == 2 and "already installed" in again.err and "downloading" not in again.err
     assert len(server.requests) == 1  # refused before any download
 
 
@@ -164,6 +165,7 @@ def test_pull_errors(cli, server, store):
     assert missing.code == 2 and "HTTP 404" in missing.err and "Traceback" not in missing.err
     unknown = cli("models", "pull", "my-thing")
     assert unknown.code == 2 and "not a published model" in unknown.err
+    assert "downloading" not in unknown.err  # refused before, not after, saying it downloads
     assert [path for path, _ in server.requests] == ["/models/apple2orange.pth"]
     assert not (store / "apple2orange").exists()
 

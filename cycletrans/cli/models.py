@@ -93,7 +93,6 @@ def pull_command(
     from cycletrans import styles
 
     full = styles.canonical_name(name)
-    info(f"downloading {styles.model_url(full)}", quiet)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=err_console, disable=not show_progress(quiet)) as bar:
         task = bar.add_task(full, total=None)
