@@ -249,6 +249,20 @@ def test_existing_run_needs_resume(cli, domains, tmp_path):
     assert again.code == 2 and "--resume" in again.err
 
 
+def test_resume_names_the_options_it_ignores(cli, domains, tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", *domains, "--out", run, "--epochs", "1", "--epochs-decay", "0", *TINY).code == 0
+    before = ckpt.list_checkpoints(run)
+    # Same options again (as a user retyping the command) plus a longer schedule and another lr.
+    result = cli("train", *domains, "--out", run, "--epochs", "3", "--epochs-decay", "0", *TINY[:-1],
+                 "--lr", "0.001", "--resume")
+    assert result.code == 0, result.err
+    assert "note: --epochs 3 is ignored" in result.err and "note: --lr 0.001 is ignored" in result.err
+    assert result.err.count("note:") == 2  # the options that match the saved run are not mentioned
+    assert "nothing to do: the run in" in result.err and "epoch 1/1, step 4" in result.err
+    assert ckpt.list_checkpoints(run) == before
+
+
 def test_odd_images_are_converted_and_junk_skipped(cli, tmp_path):
     a = tmp_path / "A"
     a.mkdir()

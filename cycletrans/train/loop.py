@@ -82,6 +82,8 @@ class Trainer:
                                      "(give the training images to start a new run)")
                 self.console.print(f"nothing to resume under {self.run_dir}; starting a new run")
             else:
+                for option in _ignored_on_resume(resumed[1]["config"], config):
+                    self.console.print(f"note: {option} is ignored: a resumed run keeps the options it was started with")
                 config = self._resumed_config(resumed[1]["config"], config)
         elif ckpt.list_checkpoints(self.run_dir):
             raise InputError(f"{self.run_dir} already holds a run; continue it with --resume, or choose another --name/--out")
@@ -303,7 +305,11 @@ class Trainer:
             raise TrainingInterrupted(
                 f"{self._stop_signal}: checkpoint saved at step {self.step} in {self.run_dir}; "
                 f"continue with: cycletrans train --name {cfg.name} --out {cfg.out} --resume")
-        self._print_end(elapsed)
+        if self.step == steps_at_start:
+            self.console.print(f"nothing to do: the run in {self.run_dir} is already at "
+                               f"epoch {self.epoch}/{cfg.total_epochs}, step {self.step}")
+        else:
+            self._print_end(elapsed)
 
     def _done(self) -> bool:
         return self.config.max_steps is not None and self.step >= self.config.max_steps
@@ -469,6 +475,18 @@ class Trainer:
             f"  checkpoints: {ckpt.checkpoint_dir(self.run_dir)}  losses: {self.run_dir / 'losses.csv'}  "
             f"samples: {self.run_dir / 'samples'}\n"
             f"  next: cycletrans export {self.run_dir} --name {self.config.name}")
+
+
+def _ignored_on_resume(saved: dict, given: TrainConfig) -> list[str]:
+    """The options of `given` that were set (they differ from what the same command gives by default) but that
+    the saved config overrides, as the user would have typed them: '--epochs 200'."""
+    baseline = TrainConfig(data_a="", data_b=None, name=given.name, crop_size=given.crop_size)  # netG, out derive
+    ignored = []
+    for key, value in given.to_dict().items():
+        if key in RESUMABLE_OVERRIDES or key not in saved or value == getattr(baseline, key) or value == saved[key]:
+            continue
+        ignored.append(f"the folder {value}" if key in ("data_a", "data_b") else f"--{key.replace('_', '-')} {value}")
+    return ignored
 
 
 class _SpeedColumn(ProgressColumn):
