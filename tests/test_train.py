@@ -283,6 +283,21 @@ def test_odd_images_are_converted_and_junk_skipped(cli, tmp_path):
     assert folder_digest(a) == before
 
 
+def test_images_that_fail_only_when_decoded(cli, tmp_path, domains):
+    """Truncated PNGs pass the header check: the sample grid and the batches use the readable images instead, and
+    a folder of nothing else is one clear error."""
+    a = make_image_folder(tmp_path / "A", 4, (40, 40), seed=1)
+    for path in sorted(a.iterdir())[:3]:
+        path.write_bytes(path.read_bytes()[:120])
+    result = cli("train", a, domains[1], "--out", tmp_path / "run", "--epochs", "1", "--epochs-decay", "0", *TINY)
+    assert result.code == 0, result.err
+    assert (tmp_path / "run" / "samples" / "epoch_0001.png").is_file()
+    for path in sorted(a.iterdir()):
+        path.write_bytes(path.read_bytes()[:120])
+    result = cli("train", a, domains[1], "--out", tmp_path / "run2", *TINY)
+    assert result.code == 2 and "none of its images could be read" in result.err and "Traceback" not in result.err
+
+
 def test_sigint_saves_a_checkpoint_that_resumes(domains, tmp_path):
     a, b = domains
     run = tmp_path / "run"

@@ -170,7 +170,7 @@ class Trainer:
         for name in ("epochs", "epochs_decay", "pool_size"):
             if getattr(cfg, name) < 0:
                 problems.append(f"--{name.replace('_', '-')} must not be negative")
-        for name in ("batch_size", "ngf", "ndf", "save_every", "keep"):
+        for name in ("batch_size", "ngf", "ndf", "save_every", "keep", "sample_count"):
             if getattr(cfg, name) < 1:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1")
         if cfg.total_epochs < 1:
@@ -199,13 +199,18 @@ class Trainer:
         return {"G": self.G, "F": self.F, "D_X": self.D_X, "D_Y": self.D_Y}
 
     def _fixed_samples(self) -> dict[str, torch.Tensor]:
-        """The first few images of each domain, shown in every epoch's sample grid."""
+        """The first few images of each domain that can be read, shown in every epoch's sample grid."""
         out = {}
         for key, images in (("A", self.domains.images_a), ("B", self.domains.images_b)):
             tensors = []
-            for path in images[: self.config.sample_count]:
+            for path in images:
+                if len(tensors) == self.config.sample_count:
+                    break
                 with contextlib.suppress(InputError):
                     tensors.append(to_tensor(center_view(read_rgb(path), self.config.crop_size)))
+            if not tensors:  # every file passed the header check but none decodes
+                raise InputError(f"{self.domains.folder_a if key == 'A' else self.domains.folder_b}: "
+                                 "none of its images could be read")
             out[key] = torch.stack(tensors)
         return out
 
