@@ -170,13 +170,9 @@ def _apply_video(engine, source: Path, dst: Path, skip_existing: bool, progress,
 
     if skip_existing and dst.exists():
         return ItemResult(str(source), str(dst), "skipped")
+    from cycletrans.pipelines.video import VideoInterrupted, translate_video
+
     start = time.perf_counter()
-    try:
-        from cycletrans.pipelines.video import translate_video
-    except ImportError as err:
-        return ItemResult(str(source), str(dst), "failed",
-                          error=f"{source}: video inputs are not supported in this installation ({err})")
-    from cycletrans.pipelines.video import VideoInterrupted
 
     try:
         summary = translate_video(engine, source, dst, progress=progress, quiet=quiet, **options)

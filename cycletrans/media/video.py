@@ -29,10 +29,6 @@ PIXEL_FORMAT = "yuv420p"
 ODD_SIZE_PIXEL_FORMAT = "yuv444p"
 
 
-def is_video_path(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
-
-
 @dataclass(frozen=True)
 class VideoInfo:
     """What a caller needs to know before decoding: sizes are as displayed (rotation applied)."""

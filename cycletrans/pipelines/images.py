@@ -22,16 +22,12 @@ from cycletrans.errors import CycletransError, InputError
 from cycletrans.media.images import (DEFAULT_QUALITY, decode_image_bytes, encode_image, format_extension, format_of,
                                      is_image_path, read_image, write_image)
 
-# Used to recognise videos when the video room (PyAV) is not importable; its own list wins when it is.
-_FALLBACK_VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 _GLOB_CHARS = frozenset("*?[")
 
 
 def video_extensions() -> frozenset[str]:
-    try:
-        from cycletrans.media.video import VIDEO_EXTENSIONS
-    except ImportError:
-        return _FALLBACK_VIDEO_EXTENSIONS
+    from cycletrans.media.video import VIDEO_EXTENSIONS  # imported here: PyAV only once inputs are collected
+
     return VIDEO_EXTENSIONS
 
 
