@@ -105,6 +105,17 @@ def test_cli_live_unopenable_sources_are_exit_2(cli, tmp_path):
         assert result.code == 2 and message in result.err
 
 
+def test_cli_live_unusable_record_names_are_exit_2(cli, clip, tmp_path):
+    model = write_negating_model(tmp_path / "neg.onnx")
+    (tmp_path / "folder").mkdir()
+    for record, message in [(tmp_path / "folder", "video file name"), (tmp_path / "out.gif", ".gif"),
+                            (tmp_path / "out.txt", ".txt"), (clip, "would overwrite the source")]:
+        result = cli("live", "--model", model, "--source", clip, "--no-window", "--device", "cpu", "-q",
+                     "--record", record)
+        assert result.code == 2 and message in result.err and "Traceback" not in result.err, (record, result.err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "folder", "neg.onnx"]
+
+
 @pytest.mark.skipif(bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")), reason="has a display")
 def test_cli_live_window_without_display_is_exit_2(cli, clip, tmp_path):
     model = write_negating_model(tmp_path / "neg.onnx")

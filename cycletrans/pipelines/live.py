@@ -24,10 +24,11 @@ import numpy as np
 from cycletrans.errors import DeviceError, InputError
 from cycletrans.fsutil import atomic_path
 from cycletrans.media.camera import CapturedFrame, FrameSource
-from cycletrans.media.video import VideoWriter, fit_size
+from cycletrans.media.video import VideoWriter, check_encoder, fit_size
 
 WINDOW = "cycletrans live (q quit, s snapshot, 1-9 style)"
 LIVE_TIME_BASE = Fraction(1, 1000)  # live recordings are stamped with wall-clock milliseconds
+RECORD_CODEC = "libx264"
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Recorder:
     """Encodes output frames to `path` in a background thread, so a slow disk never holds up the model."""
 
     def __init__(self, path: Path, width: int, height: int, *, fps: float | None, from_file: bool,
-                 codec: str = "libx264", crf: int = 18):
+                 codec: str = RECORD_CODEC, crf: int = 18):
         # A file source keeps its own timing (frame index / fps); a live one is stamped with wall-clock time.
         self.rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
         self.time_base = 1 / self.rate if from_file else LIVE_TIME_BASE
@@ -112,8 +113,8 @@ def run_live(source: FrameSource, styles: Sequence[str], load: Callable[[str], A
     """
     if window:
         _check_display()
-    if record is not None and source.kind == "file" and Path(record).resolve() == Path(source.source).resolve():
-        raise InputError(f"{record}: would overwrite the source; choose another --record name")
+    if record is not None:
+        _check_record_path(Path(record), source)
     from cycletrans.pipelines.video import progress_reporter
 
     session = _Session(source, styles, load, max_size, stable, snapshot_dir, notice)
@@ -205,6 +206,15 @@ class _Session:
             if self.stabilizer is not None:
                 self.stabilizer.reset()
         return True
+
+
+def _check_record_path(record: Path, source: FrameSource) -> None:
+    """Refuse a recording name that would fail only once frames are flowing, or overwrite the source."""
+    if record.is_dir() or not record.suffix:
+        raise InputError(f"{record}: give the recording a video file name such as out.mp4")
+    if source.kind == "file" and record.resolve() == Path(source.source).resolve():
+        raise InputError(f"{record}: would overwrite the source; choose another --record name")
+    check_encoder(RECORD_CODEC, record.suffix)  # e.g. out.gif or out.txt: one line, not an FFmpeg traceback
 
 
 def _check_display() -> None:
