@@ -525,7 +525,7 @@ class FolderEvaluation:
         self.pairs = pairing.pairs
         self.inputs = [source for source, _ in self.pairs]
         palette_file = Path(palette) if palette is not None else find_palette_file(self.target_dir, self.input_dir)
-        data_card = _read_json(palette_file) if palette_file is not None else {}
+        data_card = read_data_card(palette_file)
 
         def readable(index: int, n: int | None = None) -> Iterator[np.ndarray]:
             """The first `n` readable inputs (index 0) or targets (1); unreadable ones are reported when scored."""
@@ -589,9 +589,13 @@ class FolderEvaluation:
         return report
 
 
-def _read_json(path: Path) -> dict:
+def read_data_card(palette_file: str | os.PathLike | None) -> dict:
+    """palette.json as an object (cycletrans.synthetic writes the kind and size of its data set there); {} when
+    there is none or it is not a JSON object."""
+    if palette_file is None:
+        return {}
     try:
-        data = json.loads(Path(path).read_text("utf-8"))
+        data = json.loads(Path(palette_file).read_text("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -150,3 +150,13 @@ def test_an_unreadable_test_file_drops_its_pair_only(paired, tmp_path):
     row = epoch_quality(G, F, root / "trainA", root / "trainB", SIZE)
     assert row["held_out"] == 1 and row["images"] == 4
     assert row["G_l1"] == 0.0 and row["F_pixel_accuracy"] == 1.0
+
+
+def test_a_malformed_palette_file_falls_back_to_the_target_colours(paired, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(paired, root)
+    (root / "palette.json").write_text('{"classes": [{"name": "sky"}]}')
+    row = epoch_quality(nn.Identity(), nn.Identity(), root / "trainA", root / "trainB", SIZE)
+    assert row["held_out"] == 1 and 0.0 <= row["F_pixel_accuracy"] < 0.9

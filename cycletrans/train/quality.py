@@ -17,7 +17,6 @@ import contextlib
 import csv
 import functools
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager
@@ -28,7 +27,7 @@ import torch
 
 from cycletrans.errors import InputError
 from cycletrans.evaluate import (Palette, cycle_error, find_palette_file, image_metrics, label_metrics,
-                                 load_palette, looks_like_labels, palette_from_images, pair_folders)
+                                 load_palette, looks_like_labels, palette_from_images, pair_folders, read_data_card)
 from cycletrans.fsutil import atomic_write_text
 from cycletrans.media.images import list_images, read_rgb
 from cycletrans.train.data import to_tensor, to_uint8
@@ -98,28 +97,22 @@ def _read_first_pairs(pairs: list[tuple[Path, Path]], limit: int) -> tuple[list[
 def _direction(sources: list[np.ndarray], targets: list[np.ndarray], test_dir: Path) -> _Direction:
     palette_file = find_palette_file(test_dir)
     if not looks_like_labels(targets):
-        card = _data_card(palette_file)
+        card = read_data_card(palette_file)
         if card.get("kind") == "labels2scenes" and looks_like_labels(sources):
             from cycletrans.synthetic import SCENE_PALETTE, scene_segmenter
 
             return _Direction(tuple(targets), None, scene_segmenter(sources[0].shape[0]), SCENE_PALETTE)
         return _Direction(tuple(targets), None)
-    palette = load_palette(palette_file) if palette_file is not None else palette_from_images(targets)
-    return _Direction(tuple(targets), palette)
-
-
-def _data_card(palette_file: Path | None) -> dict:
-    """palette.json as written by cycletrans.synthetic (it names the kind of data set); {} when absent or odd."""
     try:
-        card = json.loads(palette_file.read_text("utf-8")) if palette_file is not None else {}
-    except (OSError, ValueError):
-        return {}
-    return card if isinstance(card, dict) else {}
+        palette = load_palette(palette_file) if palette_file is not None else palette_from_images(targets)
+    except InputError:  # a malformed palette.json: score by the targets' own colours rather than fail the epoch
+        palette = palette_from_images(targets)
+    return _Direction(tuple(targets), palette)
 
 
 @functools.lru_cache(maxsize=4)
 def _probe_images(folder_a: Path, folder_b: Path, crop_size: int, limit: int) -> _ProbeImages:
-    """The fixed images of one run, read once (the lead calls epoch_quality every epoch)."""
+    """The fixed images of one run, read once (the trainer calls epoch_quality every epoch)."""
     test_a, test_b = _held_out_folder(folder_a, "A"), _held_out_folder(folder_b, "B")
     a, b, paired = [], [], False
     if test_a is not None and test_b is not None and list_images(test_a) and list_images(test_b):
