@@ -51,6 +51,49 @@ def test_live_source_keeps_only_the_newest_frame(clip):
         assert len(seen) < 30 and source.dropped == 30 - len(seen)
 
 
+def test_close_never_releases_a_capture_in_the_middle_of_a_read(clip, monkeypatch):
+    """A stalled stream: close() gives up waiting, and the capture is released only once the read returns."""
+    import threading
+
+    import cv2
+
+    class StalledStream:
+        def __init__(self):
+            self.first, self.reading, self.unblock, self.released_while_reading = True, False, threading.Event(), None
+
+        def isOpened(self):
+            return True
+
+        def get(self, prop):
+            return 25.0
+
+        def read(self):
+            if self.first:
+                self.first = False
+                return True, np.zeros((8, 8, 3), np.uint8)
+            self.reading = True
+            self.unblock.wait(10)
+            self.reading = False
+            return False, None
+
+        def release(self):
+            if self.released_while_reading is None:
+                self.released_while_reading = self.reading
+
+    stream = StalledStream()
+    monkeypatch.setattr(FrameSource, "_open", lambda self: stream)
+    monkeypatch.setattr(cv2, "cvtColor", lambda image, code: image)
+    source = FrameSource("rtsp://stalled")
+    assert source.read() is not None
+    time.sleep(0.1)
+    monkeypatch.setattr(source._thread, "join", lambda timeout=None: None)  # close() gives up at once
+    source.close()
+    assert stream.released_while_reading is None  # not released under the read
+    stream.unblock.set()
+    threading.Thread.join(source._thread, 5)
+    assert stream.released_while_reading is False  # released once the read returned
+
+
 def test_run_live_records_every_shown_frame(clip, tmp_path):
     record = tmp_path / "out.mp4"
     with FrameSource(clip) as source:

@@ -108,6 +108,9 @@ class FrameSource:
                 else:
                     self._put_latest(frame)
         finally:
+            # Released here, by the only thread that reads it: close() may give up waiting on a stalled stream,
+            # and releasing a VideoCapture in the middle of its read() crashes inside FFmpeg.
+            self._capture.release()
             self._ended = True
             if self.kind == "file":
                 self._put_file(None)
@@ -160,9 +163,9 @@ class FrameSource:
             yield frame
 
     def close(self) -> None:
+        """Stop reading; the capture is released by the reading thread as soon as its current read returns."""
         self._stop.set()
         self._thread.join(timeout=2)
-        self._capture.release()
 
     def __enter__(self) -> "FrameSource":
         return self
