@@ -74,6 +74,8 @@ class PatchDiscriminator(nn.Module):
         mult = 1
         for n in range(1, n_layers + 1):
             prev, mult = mult, min(2**n, 8)
+            # The paper lists every Ck with stride 2; the reference code gives C512 stride 1, which is what makes
+            # the receptive field of each output score 70×70.
             stride = 2 if n < n_layers else 1
             layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1), _norm(ndf * mult), nn.LeakyReLU(0.2, True)]
         layers += [nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1)]

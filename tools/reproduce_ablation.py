@@ -6,7 +6,7 @@ labels ↔ scenes pair (cycletrans.synthetic), on a CPU.
 
 Trains the five objectives of TrainConfig (cycle alone, GAN alone, GAN + forward cycle, GAN + backward cycle, full
 CycleGAN) with the same data, seed, networks and schedule; identity loss off, as in the paper's Cityscapes runs
-(it only used it for paintings → photos and flowers, 5.2 / appendix 7.2). Each run is exported to ONNX and scored
+(it only used it for paintings → photos and flowers, 5.2 / appendix 7.1). Each run is exported to ONNX and scored
 on the paired test set with cycletrans.evaluate: labels → scenes by the FCN-score stand-in (the fixed scene
 segmenter reads the labels back out of the generated scene) plus PSNR/SSIM against the true rendering, and
 scenes → labels by per-pixel accuracy, per-class accuracy and class IoU. Writes <work>/results.json and
