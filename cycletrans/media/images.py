@@ -60,8 +60,13 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     except IsADirectoryError:
         raise InputError(f"{path}: is a folder, not an image") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        reason = "not an image" if isinstance(err, UnidentifiedImageError) else f"unreadable image ({err})"
-        raise InputError(f"{path}: {reason}") from None
+        raise _unreadable(path, err) from None
+
+
+def _unreadable(name: str | os.PathLike, err: Exception) -> InputError:
+    """The one line for a file Pillow cannot open or decode."""
+    reason = "not an image" if isinstance(err, UnidentifiedImageError) else f"unreadable image ({err})"
+    return InputError(f"{name}: {reason}")
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
@@ -150,8 +155,7 @@ def decode_image_bytes(data: bytes, name: str = "<stdin>") -> tuple[np.ndarray, 
             rgb, alpha = decode_image(image)
             return rgb, alpha, fmt
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        reason = "not an image" if isinstance(err, UnidentifiedImageError) else f"unreadable image ({err})"
-        raise InputError(f"{name}: {reason}") from None
+        raise _unreadable(name, err) from None
 
 
 def looks_like_image(data: bytes) -> bool:
