@@ -316,3 +316,24 @@ def test_sigint_saves_a_checkpoint_that_resumes(domains, tmp_path):
     assert trainer.step == stopped
     trainer.run()
     assert trainer.step == stopped + 2
+
+
+def test_image_pool_fills_then_swaps_half_the_time():
+    from cycletrans.train.pool import ImagePool
+
+    pool = ImagePool(size=3, seed=0)
+    first = torch.arange(3.0).view(3, 1, 1, 1)
+    assert torch.equal(pool.query(first), first)  # filling up: every image is stored and returned
+    swaps, n = 0, 2000
+    for i in range(n):
+        image = torch.full((1, 1, 1, 1), 100.0 + i)
+        returned = pool.query(image)
+        swaps += not torch.equal(returned, image)
+        assert len(pool.images) == 3
+    assert 0.45 < swaps / n < 0.55  # paper 4 / reference: with probability 1/2 an older image is returned
+    # A resumed pool (state_dict round trip) continues exactly as the original would.
+    clone = ImagePool(size=3)
+    clone.load_state_dict(pool.state_dict())
+    batch = torch.randn(4, 1, 1, 1)
+    assert torch.equal(clone.query(batch), pool.query(batch))
+    assert ImagePool(size=0).query(batch) is batch
