@@ -232,6 +232,25 @@ def test_translator_errors_propagate_and_leave_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
+def test_an_error_before_the_stages_start_closes_the_writer(tmp_path, monkeypatch):
+    import cycletrans.pipelines.video as pipeline
+    from cycletrans.media.video import VideoWriter
+
+    src = make_clip(tmp_path / "in.mp4", frames=4, audio=False)
+    closed = []
+    real_close = VideoWriter.close
+    monkeypatch.setattr(VideoWriter, "close", lambda self: (closed.append(self.path), real_close(self)))
+
+    def unopenable(*args):
+        raise OSError("too many open files")
+
+    monkeypatch.setattr(pipeline, "SidePackets", unopenable)
+    with pytest.raises(OSError, match="too many open files"):
+        translate_video(invert, src, tmp_path / "out.mp4", quiet=True)
+    assert len(closed) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
 def test_progress_callback_counts_every_frame(tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=10, audio=False)
     seen = []

@@ -128,7 +128,11 @@ class _Run:
     def execute(self, writer: VideoWriter) -> None:
         decoded: queue.Queue = queue.Queue(maxsize=2 * self.batch + 2)
         translated: queue.Queue = queue.Queue(maxsize=2 * self.batch + 2)
-        side = SidePackets(self.reader.path, self.reader.side_streams())
+        try:
+            side = SidePackets(self.reader.path, self.reader.side_streams())
+        except BaseException:
+            writer.close()  # no encode thread will: the output container must not stay open
+            raise
         stages = [threading.Thread(target=self._guard, args=(self._decode, decoded), name="decode")]
         to_encode = translated
         if self.stabilizer is not None:  # a stage of its own: at 1080p it costs about as much as encoding
