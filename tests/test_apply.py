@@ -123,6 +123,10 @@ def test_format_collisions_and_single_file_output(cli, store, tmp_path):
     assert cli("apply", src / "a.png", "--style", "tiny", "-o", src / "a.png").code == 2  # the input itself
     gif = cli("apply", src / "a.png", "--style", "tiny", "-o", tmp_path / "one.gif")  # read, but never written
     assert gif.code == 2 and "cannot write .gif" in gif.err and not (tmp_path / "one.gif").exists()
+    (tmp_path / "notes.txt").write_text("keep me")
+    onto_a_file = cli("apply", src, "--style", "tiny", "-o", tmp_path / "notes.txt")  # not a folder to write into
+    assert onto_a_file.code == 2 and "existing file" in onto_a_file.err
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
 def test_skip_existing_and_max_size(cli, store, tmp_path):

@@ -129,6 +129,8 @@ def output_is_file(output: Path, sources: Sequence[Source]) -> bool:
     has_extension = format_of(output) is not None or output.suffix.lower() in video_extensions()
     if has_extension and (len(sources) != 1 or sources[0].root is not None):
         raise InputError(f"-o {output} names one file, but there are {len(sources)} inputs; give a folder")
+    if not has_extension and output.exists():
+        raise InputError(f"-o {output} is an existing file, not a folder; give a folder or an image/video name")
     return has_extension
 
 
