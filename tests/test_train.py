@@ -224,6 +224,14 @@ def test_resume_with_nothing_to_resume_and_no_data(cli, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_out_that_is_a_file(cli, domains, tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "run"):
+        result = cli("train", *domains, "--out", out, *TINY)
+        assert result.code == 2 and "cannot create the run folder" in result.err and "Traceback" not in result.err
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
 def test_missing_dataset_folder(cli, tmp_path):
     result = cli("train", tmp_path / "nope", *TINY)
     assert result.code == 2 and "nope: no such folder" in result.err

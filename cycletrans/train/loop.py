@@ -282,7 +282,10 @@ class Trainer:
         cfg = self.config
         log = None
         if self.world.is_main:  # only rank 0 writes
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as err:  # --out names a file, or a folder this user may not write to
+                raise InputError(f"{self.run_dir}: cannot create the run folder ({err.strerror})") from None
             log = LossLog(self.run_dir, resume_step=self.step if self.step else None)
             self.quality_log = QualityLog(self.run_dir, resume_step=self.step if self.step else None)
         self._print_summary()
