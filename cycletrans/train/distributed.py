@@ -95,8 +95,9 @@ def join(world: World, device: torch.device, timeout_minutes: float) -> bool:
         # of leaving it blocked on the GPU.
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
     elif "OMP_NUM_THREADS" not in os.environ:  # torchrun sets it; --gpus does not
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        torch.set_num_threads(max(1, cores // world.local_size))  # share the cores between the local ranks
+        from cycletrans.engine import usable_cpus
+
+        torch.set_num_threads(max(1, usable_cpus() // world.local_size))  # share the cores between the local ranks
     options: dict[str, Any] = {"timeout": timedelta(minutes=timeout_minutes)}
     if device.type == "cuda" and "device_id" in inspect.signature(dist.init_process_group).parameters:
         options["device_id"] = device  # binds NCCL to this GPU now (torch >= 2.3): early errors, quiet barriers

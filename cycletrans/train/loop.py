@@ -19,6 +19,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
+from cycletrans.engine import usable_cpus
 from cycletrans.errors import DeviceError, EXIT_INTERRUPTED, CycletransError, InputError
 from cycletrans.media.images import read_rgb
 from cycletrans.nets import build_discriminator, build_generator, count_parameters
@@ -108,7 +109,7 @@ class Trainer:
                                "the number of images in the two folders")  # else they run different step counts
         self.sampler = EpochSampler(len(self.dataset), cfg.seed, self.world.rank, self.world.size)  # disjoint shards
         workers = cfg.workers if cfg.workers is not None else (
-            0 if self.device.type == "cpu" else max(1, min(8, _cpu_count() // self.world.local_size)))
+            0 if self.device.type == "cpu" else max(1, min(8, usable_cpus() // self.world.local_size)))
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, num_workers=workers, drop_last=True,
             pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
@@ -476,7 +477,7 @@ class Trainer:
 
     def _print_end(self, elapsed: float) -> None:
         last = self.history[-1] if self.history else {}
-        summary = "  ".join(f"{k} {last[k]:.3f}" for k in ("D_X", "D_Y", "G_gan", "F_gan", "cycle_X", "cycle_Y") if k in last)
+        summary = _short(last)
         self.console.print(
             f"done: epoch {self.epoch}/{self.config.total_epochs}, step {self.step}, {elapsed:.0f} s "
             f"({1 / self.seconds_per_step:.2f} it/s)\n  last losses: {summary}\n"
@@ -505,9 +506,3 @@ class _SpeedColumn(ProgressColumn):
 def _short(losses: dict[str, float]) -> str:
     keys = ("D_X", "D_Y", "G_gan", "F_gan", "cycle_X", "cycle_Y")
     return " ".join(f"{k} {losses[k]:.3f}" for k in keys if k in losses)
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
