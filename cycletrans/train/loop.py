@@ -489,10 +489,11 @@ class Trainer:
 def _ignored_on_resume(saved: dict, given: TrainConfig) -> list[str]:
     """The options of `given` that were set (they differ from what the same command gives by default) but that
     the saved config overrides, as the user would have typed them: '--epochs 200'."""
-    baseline = TrainConfig(data_a="", data_b=None, name=given.name, crop_size=given.crop_size)  # netG, out derive
+    defaults = TrainConfig(data_a="", data_b=None, name=given.name).to_dict()
+    defaults["netG"] = TrainConfig(data_a="", data_b=None, crop_size=given.crop_size).netG  # derived from the crop
     ignored = []
     for key, value in given.to_dict().items():
-        if key in RESUMABLE_OVERRIDES or key not in saved or value == getattr(baseline, key) or value == saved[key]:
+        if key in RESUMABLE_OVERRIDES or key not in saved or value == defaults[key] or value == saved[key]:
             continue
         ignored.append(f"the folder {value}" if key in ("data_a", "data_b") else f"--{key.replace('_', '-')} {value}")
     return ignored
