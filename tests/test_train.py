@@ -232,6 +232,17 @@ def test_out_that_is_a_file(cli, domains, tmp_path):
     assert (tmp_path / "afile").read_text() == "mine"
 
 
+def test_run_folder_inside_the_training_images_is_refused(cli, domains, monkeypatch):
+    a, b = domains
+    before = folder_digest(a)
+    result = cli("train", a, b, "--out", a / "run", *TINY)
+    assert result.code == 2 and "inside the training images" in result.err
+    monkeypatch.chdir(a)  # the default runs/NAME, from inside a data folder
+    result = cli("train", ".", b, *TINY)
+    assert result.code == 2 and "inside the training images" in result.err
+    assert folder_digest(a) == before
+
+
 def test_missing_dataset_folder(cli, tmp_path):
     result = cli("train", tmp_path / "nope", *TINY)
     assert result.code == 2 and "nope: no such folder" in result.err

@@ -104,6 +104,11 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         self.domains = load_domains(cfg.data_a, cfg.data_b)
+        for folder in (self.domains.folder_a, self.domains.folder_b):
+            # Never write into an input: the sample grids would also become training images on --resume.
+            if self.run_dir.resolve().is_relative_to(folder.resolve()):
+                raise InputError(f"{self.run_dir}: the run folder would be inside the training images in {folder}; "
+                                 "choose another --out")
         self.dataset = UnpairedDataset(self.domains, cfg.load_size, cfg.crop_size, cfg.flip, cfg.seed)
         distributed.check_same(self.world, (len(self.domains.images_a), len(self.domains.images_b)),
                                "the number of images in the two folders")  # else they run different step counts
